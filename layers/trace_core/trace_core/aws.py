@@ -1,0 +1,36 @@
+"""boto3 clients built from settings: the only place that knows about endpoints and regions.
+
+Against a local endpoint (moto server, LocalStack) with no credentials in the
+environment, static placeholder credentials are used: the local APIs accept
+any, and nothing secret is involved.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from trace_core.settings import Settings
+
+_LOCAL_PLACEHOLDER = "trace-lite"
+
+
+def session(settings: Settings) -> boto3.session.Session:
+    kwargs: dict[str, Any] = {"region_name": settings.aws_region}
+    if settings.aws_endpoint_url and not (
+        os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE")
+    ):
+        kwargs.update(aws_access_key_id=_LOCAL_PLACEHOLDER, aws_secret_access_key=_LOCAL_PLACEHOLDER)
+    return boto3.session.Session(**kwargs)
+
+
+def client(service: str, settings: Settings, **config: Any) -> Any:
+    """A boto3 client for ``service`` at the configured endpoint (AWS itself when unset)."""
+    return session(settings).client(
+        service,  # type: ignore[call-overload]
+        endpoint_url=settings.aws_endpoint_url,
+        config=Config(retries={"max_attempts": 3, "mode": "standard"}, **config),
+    )

@@ -1,0 +1,1 @@
+"""The `trace-lite` command line: thin commands over trace_core use cases."""

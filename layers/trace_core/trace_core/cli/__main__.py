@@ -1,0 +1,3 @@
+from trace_core.cli.main import main
+
+main()

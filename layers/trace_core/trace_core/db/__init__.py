@@ -1,0 +1,1 @@
+"""Postgres access: one pool per process, versioned migrations, named queries."""

@@ -1,0 +1,110 @@
+"""One settings object for every deployable: Lambda handlers, services and the CLI.
+
+Values come from the environment with the prefix ``TRACE_`` (plus the standard
+``AWS_*`` variables, read as they are). ``load()`` validates once at start:
+an unknown ``TRACE_*`` variable or a malformed value raises
+:class:`~trace_core.errors.ConfigError` naming the variable and what was expected.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Annotated, Literal, Mapping
+
+from pydantic import AliasChoices, Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from trace_core import errors
+
+Port = Annotated[int, Field(ge=0, le=65535)]
+
+# Variables with the TRACE_ prefix that are read elsewhere on purpose (test harness).
+_NOT_SETTINGS = ("TRACE_TEST_",)
+
+
+class Settings(BaseSettings):
+    """Validated configuration. Frozen: build a new one to change it."""
+
+    model_config = SettingsConfigDict(env_prefix="TRACE_", frozen=True, extra="forbid", populate_by_name=True)
+
+    # --- state ---
+    database_url: str | None = Field(
+        default=None, description="Postgres URL; unset in Lite means an embedded pgserver."
+    )
+    db_pool_max: Annotated[int, Field(ge=1, le=200)] = 10
+    home: Path = Field(default=Path(".trace-lite"), description="Lite state directory.")
+
+    # --- AWS APIs (standard variables, read as they are) ---
+    aws_endpoint_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("AWS_ENDPOINT_URL", "TRACE_AWS_ENDPOINT_URL")
+    )
+    aws_region: str = Field(
+        default="us-east-1", validation_alias=AliasChoices("AWS_DEFAULT_REGION", "AWS_REGION", "TRACE_AWS_REGION")
+    )
+    datasets_bucket: str = "datasets"
+    results_bucket: str = "results"
+    scratch_bucket: str = "scratch"
+    task_queue: str = "trace-tasks"
+    queue_driver: Literal["pgqueue", "sqs"] = "pgqueue"
+
+    # --- chain ---
+    chain_id: Annotated[int, Field(gt=0)] = 10143
+    rpc_url: str | None = Field(default=None, description="External JSON-RPC URL; unset in Lite starts anvil.")
+
+    # --- Lite ports (0 = pick a free port at `up`) ---
+    moto_port: Port = 0
+    anvil_port: Port = 0
+    postgres_port: Port = 0
+    api_port: Port = 0
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+def _unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    known = {f"TRACE_{name.upper()}" for name in Settings.model_fields}
+    return sorted(
+        key
+        for key in environ
+        if key.startswith("TRACE_") and key not in known and not key.startswith(_NOT_SETTINGS)
+    )
+
+
+def load(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Validate the environment into a :class:`Settings`, or raise ConfigError naming the variable."""
+    env = dict(os.environ if environ is None else environ)
+    unknown = _unknown_variables(env)
+    if unknown:
+        raise errors.ConfigError(
+            f"unknown setting {unknown[0]}: expected one of "
+            + ", ".join(f"TRACE_{n.upper()}" for n in Settings.model_fields),
+            variable=unknown[0],
+        )
+    # Only the variables we own go in, so the process environment cannot leak other keys in.
+    fields: dict[str, object] = {}
+    for name, field in Settings.model_fields.items():
+        aliases = field.validation_alias.choices if isinstance(field.validation_alias, AliasChoices) else []
+        for key in [*aliases, f"TRACE_{name.upper()}"]:
+            if isinstance(key, str) and key in env:
+                fields[name] = env[key]
+                break
+    fields.update(overrides)
+    try:
+        return Settings.model_validate(fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0]) if first["loc"] else "?"
+        field = Settings.model_fields.get(name)
+        variable = f"TRACE_{name.upper()}"
+        if field is not None and isinstance(field.validation_alias, AliasChoices):
+            variable = str(field.validation_alias.choices[0])
+        raise errors.ConfigError(
+            f"invalid {variable}={fields.get(name)!r}: {first['msg']}", variable=variable
+        ) from exc
+
+
+@functools.cache
+def get() -> Settings:
+    """The process-wide settings, validated on first use (never at import time)."""
+    return load()
