@@ -1,0 +1,41 @@
+"""The QueueDriver port, shared by the outbox drainer, workers, sinks and deliveries.
+
+Messages are small JSON pointers (task_id, attempt, delivery id). Nothing may
+depend on ordering or exactly-once delivery: a message can arrive twice, late,
+or never (the reaper and the planner recover from the last case).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Protocol, Sequence
+
+
+@dataclasses.dataclass(frozen=True)
+class Message:
+    """A received message. ``receipt`` identifies this delivery (SQS receipt handle, pgqueue lease)."""
+
+    queue: str
+    message_id: str
+    body: dict[str, Any]
+    receipt: str
+    receive_count: int
+
+
+class QueueDriver(Protocol):
+    def publish(self, queue: str, bodies: Sequence[dict[str, Any]]) -> None:
+        """Send each body as one message (batched where the backend allows)."""
+
+    def receive(
+        self, queue: str, *, max_messages: int = 10, wait_seconds: float = 1.0, visibility_seconds: int = 30
+    ) -> list[Message]:
+        """Long-poll up to ``wait_seconds`` for up to ``max_messages``; each stays invisible for ``visibility_seconds``."""
+
+    def ack(self, messages: Sequence[Message]) -> None:
+        """Delete delivered messages (a stale receipt is ignored, never an error)."""
+
+    def extend(self, message: Message, visibility_seconds: int) -> None:
+        """Keep a message invisible for ``visibility_seconds`` more (worker heartbeat)."""
+
+    def dead_letter(self, message: Message, reason: str) -> None:
+        """Move a message to the queue's dead-letter store now (poison message)."""
