@@ -1,0 +1,1 @@
+"""Chain sync: a declarative job that keeps dataset versions of a chain's history up to date."""
