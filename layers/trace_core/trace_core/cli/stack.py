@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Callable, Optional
+
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from trace_core.cli import context
 from trace_core.lite import stack
+from trace_core.settings import Settings
 
 console = Console()
+
+# Sections `status` prints after the components' health, in order. Each command
+# module that has something to report (tasks, chain sync jobs) appends one.
+@dataclasses.dataclass(frozen=True)
+class StatusOptions:
+    job: str | None = None  # only this chain_sync job
+    watch: bool = False  # refresh until done (on a terminal)
+
+
+StatusSection = Callable[[Console, Settings, StatusOptions], None]
+STATUS_SECTIONS: list[StatusSection] = []
 
 
 def register(app: typer.Typer) -> None:
@@ -45,12 +60,19 @@ def down() -> None:
     console.print(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}")
 
 
-def status() -> None:
-    """Health of each component of the running stack."""
-    results = stack.status(context.settings())
-    if not results:
+def status(
+    job: Optional[str] = typer.Option(None, "--job", help="Show only this chain_sync job's progress."),
+    watch: bool = typer.Option(False, "--watch", help="Keep refreshing until the job completes (terminal only)."),
+) -> None:
+    """Health of each component, tasks, and chain sync progress."""
+    settings = context.settings()
+    results = stack.status(settings)
+    if not results and not settings.database_url:
         console.print("Trace Lite is not up (run `trace-lite up`)")
         raise typer.Exit(1)
-    console.print(_health_table())
-    if not all(healthy for _, healthy in results.values()):
+    if job is None:
+        console.print(_health_table())
+    for section in STATUS_SECTIONS:
+        section(console, settings, StatusOptions(job=job, watch=watch))
+    if results and not all(healthy for _, healthy in results.values()):
         raise typer.Exit(1)
