@@ -1,0 +1,20 @@
+"""``driver_for(settings)``: the configured QueueDriver (``TRACE_QUEUE_DRIVER``: pgqueue or sqs)."""
+
+from __future__ import annotations
+
+from trace_core import aws, errors
+from trace_core.db import pool
+from trace_core.queue import base, pgqueue, sqs
+from trace_core.settings import Settings
+
+
+def driver_for(settings: Settings) -> base.QueueDriver:
+    """A new driver for ``settings``. Callers close it when done (``driver.close()``)."""
+    if settings.queue_driver == "sqs":
+        return sqs.SqsDriver(aws.client("sqs", settings))
+    if not settings.database_url:
+        raise errors.ConfigError(
+            "TRACE_QUEUE_DRIVER=pgqueue needs a database: TRACE_DATABASE_URL is unset",
+            variable="TRACE_DATABASE_URL",
+        )
+    return pgqueue.PgQueueDriver(pool.get(settings.database_url, max_size=settings.db_pool_max))
