@@ -1,0 +1,136 @@
+"""Domain values of the dispatcher: requests to the core, task rows, leases and attempt results.
+
+All frozen with ``extra="forbid"``. Wire models of the HTTP API live in
+:mod:`trace_core.dispatcher.wire` and are mapped to these explicitly.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Any, Literal, Mapping
+from uuid import UUID
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+from trace_core.dispatcher import errors
+
+# Bounds shared with the wire models, so the API and the core accept the same values.
+MAX_PAYLOAD_BYTES = 256 * 1024
+MAX_LEASE_SECONDS = 3600
+MAX_BACKOFF_BASE_MS = 3_600_000
+
+Operator = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.:-]{0,99}$", description="Operator name, e.g. `noop`.")]
+QueueName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,80}$", description="Queue the wake-ups go to.")]
+IdempotencyKey = Annotated[str, Field(min_length=1, max_length=255)]
+MaxAttempts = Annotated[int, Field(ge=1, le=100)]
+BackoffBaseMs = Annotated[int, Field(ge=0, le=MAX_BACKOFF_BASE_MS)]
+LeaseSeconds = Annotated[int, Field(gt=0, le=MAX_LEASE_SECONDS)]
+WorkerId = Annotated[str, Field(min_length=1, max_length=200)]
+Attempt = Annotated[int, Field(ge=1)]
+Status = Literal["queued", "running", "completed", "failed", "dead"]
+TERMINAL: frozenset[str] = frozenset({"completed", "failed", "dead"})
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+
+def check_payload_size(value: dict[str, Any]) -> dict[str, Any]:
+    """Payloads are stored in Postgres and read on every claim: keep them small."""
+    size = len(json.dumps(value, separators=(",", ":")).encode())
+    if size > MAX_PAYLOAD_BYTES:
+        raise ValueError(f"payload is {size} bytes; at most {MAX_PAYLOAD_BYTES} bytes of JSON are accepted")
+    return value
+
+
+JsonObject = Annotated[dict[str, Any], AfterValidator(check_payload_size)]
+
+
+class CreateTask(BaseModel):
+    """A request to create a task. With an ``idempotency_key``, repeating it returns the same task."""
+
+    model_config = _FROZEN
+
+    operator: Operator
+    payload: JsonObject = Field(default_factory=dict)
+    idempotency_key: IdempotencyKey | None = None
+    job_id: UUID | None = None
+    max_attempts: MaxAttempts = 3
+    backoff_base_ms: BackoffBaseMs = 1000
+    queue: QueueName = "trace-tasks"
+
+
+class Task(BaseModel):
+    """One row of ``state.tasks``."""
+
+    model_config = _FROZEN
+
+    task_id: UUID
+    job_id: UUID | None
+    operator: str
+    payload: dict[str, Any]
+    idempotency_key: str | None
+    queue: str
+    status: Status
+    attempt: int
+    max_attempts: int
+    backoff_base_ms: int
+    lease_expires_at: datetime | None
+    not_before: datetime
+    outputs: dict[str, Any] | None
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Task:
+        return cls.model_validate({name: row[name] for name in cls.model_fields})
+
+
+class Lease(BaseModel):
+    """A claimed attempt: the worker presents ``attempt`` and ``lease_token`` on every later call."""
+
+    model_config = _FROZEN
+
+    task: Task
+    attempt: int
+    lease_token: UUID
+    lease_expires_at: datetime
+
+
+class Success(BaseModel):
+    """The attempt succeeded; ``outputs`` become the task's outputs."""
+
+    model_config = _FROZEN
+
+    outputs: JsonObject = Field(default_factory=dict)
+
+
+class Failure(BaseModel):
+    """The attempt failed. A retryable failure is retried while attempts are left."""
+
+    model_config = _FROZEN
+
+    error: Annotated[str, Field(min_length=1, max_length=10_000)]
+    retryable: bool = True
+
+
+class Completion(BaseModel):
+    """One item of :func:`trace_core.dispatcher.tasks.complete_many`."""
+
+    model_config = _FROZEN
+
+    task_id: UUID
+    attempt: Attempt
+    lease_token: UUID
+    result: Success | Failure
+
+
+def parse(model: type[BaseModel], data: Mapping[str, Any]) -> Any:
+    """Validate ``data`` into ``model``, or raise InvalidTaskError naming the first bad field."""
+    try:
+        return model.model_validate(dict(data))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "?"
+        raise errors.InvalidTaskError(f"{field}: {first['msg']}", field=field, expected=first["msg"]) from exc

@@ -1,0 +1,62 @@
+"""The outbox drainer: publishes pending wake-ups through a QueueDriver, at least once.
+
+Rows are written by the core in the same transaction as the state change they
+announce. The drainer locks a batch of due rows (SKIP LOCKED, so several
+drainers share the work), publishes them grouped by queue, and marks them
+published in the same transaction. If it dies after publishing but before
+committing, the rows stay pending and are published again: consumers treat
+messages as wake-ups and tolerate duplicates (invariant 1).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from trace_core.dispatcher import queries, rows, tasks
+from trace_core.queue import base
+
+log = logging.getLogger(__name__)
+
+
+def drain(conn: psycopg.Connection[Any], driver: base.QueueDriver, *, batch_size: int = 100) -> int:
+    """Publish one batch of due pending rows; returns how many were published and marked.
+
+    A queue whose publish fails keeps its rows pending with ``last_error`` and a
+    growing delay; the other queues of the batch are still published.
+    """
+    params = {"batch_size": rows.check_int("batch_size", batch_size, 1, tasks.MAX_BATCH)}
+    published: list[int] = []
+    with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+        by_queue: dict[str, list[rows.Row]] = defaultdict(list)
+        for row in cur.execute(queries.get("outbox_pending"), params).fetchall():
+            by_queue[row["queue"]].append(row)
+        for queue, items in by_queue.items():
+            ids = [item["outbox_id"] for item in items]
+            try:
+                driver.publish(queue, [item["payload"] for item in items])
+            except Exception as exc:  # any driver failure: keep the rows, try again later
+                log.warning("outbox publish to %s failed for %d rows: %s", queue, len(ids), exc)
+                cur.execute(queries.get("outbox_failed"), {"ids": ids, "error": f"{type(exc).__name__}: {exc}"[:2000]})
+                continue
+            published.extend(ids)
+        if published:
+            cur.execute(queries.get("outbox_published"), {"ids": published})
+    return len(published)
+
+
+def drain_all(
+    conn: psycopg.Connection[Any], driver: base.QueueDriver, *, batch_size: int = 100, max_batches: int = 50
+) -> int:
+    """Drain batch after batch until one is not full (or ``max_batches``); returns the total published."""
+    total = 0
+    for _ in range(max_batches):
+        published = drain(conn, driver, batch_size=batch_size)
+        total += published
+        if published < batch_size:
+            break
+    return total
