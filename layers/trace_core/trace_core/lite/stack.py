@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
+import httpx
 import psycopg
 
 from trace_core import errors
@@ -82,6 +83,8 @@ def _stop_postgres(settings: Settings, record: state.ComponentRecord) -> None:
 
 # ---------------------------------------------------------------- moto
 def _start_moto(settings: Settings, _: state.StackState) -> state.ComponentRecord:
+    if settings.aws_endpoint_url:  # LocalStack or another endpoint the user runs
+        return state.ComponentRecord(name="moto", managed=False, url=settings.aws_endpoint_url)
     port = _pick_port("moto", settings.moto_port)
     proc = moto.start(port, settings.home / "logs" / "moto.log")
     return state.ComponentRecord(name="moto", managed=True, url=moto.url(port), pid=proc.pid, port=port)
@@ -89,7 +92,9 @@ def _start_moto(settings: Settings, _: state.StackState) -> state.ComponentRecor
 
 def _moto_healthy(record: state.ComponentRecord) -> bool:
     try:
-        return moto.healthy(record.port or 0)
+        if record.managed:
+            return moto.healthy(record.port or 0)
+        return httpx.get(record.url, timeout=2.0).status_code < 500
     except Exception:  # noqa: BLE001
         return False
 
