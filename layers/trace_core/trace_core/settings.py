@@ -59,6 +59,13 @@ class Settings(BaseSettings):
     postgres_port: Port = 0
     api_port: Port = 0
 
+    # --- workers and the Lite host ---
+    operator_modules: str = Field(default="", description="Comma-separated modules that register operators.")
+    worker_concurrency: Annotated[int, Field(ge=1, le=256)] = 8
+    lease_seconds: Annotated[int, Field(ge=1, le=3600)] = 30
+    host_workers: Annotated[int, Field(ge=0, le=16)] = 1
+    host_tick_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
