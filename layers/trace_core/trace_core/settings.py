@@ -33,6 +33,11 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="Postgres URL; unset in Lite means an embedded pgserver."
     )
+    database_secret_arn: str | None = Field(
+        default=None,
+        description="AWS profile: Secrets Manager secret (RDS JSON: username, password, ...) holding the "
+        "password for database_url, which carries no password there.",
+    )
     db_pool_max: Annotated[int, Field(ge=1, le=200)] = 10
     home: Path = Field(default=Path(".trace-lite"), description="Lite state directory.")
 
