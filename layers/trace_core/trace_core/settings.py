@@ -71,6 +71,18 @@ class Settings(BaseSettings):
     host_workers: Annotated[int, Field(ge=0, le=16)] = 1
     host_tick_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0
 
+    # --- query service and capability tokens ---
+    query_port: Port = 0
+    token_issuer: Annotated[str, Field(min_length=1, max_length=200)] = "trace"
+    token_keys: Literal["file", "secretsmanager"] = Field(
+        default="file", description="Where token signing keys live: a 0600 file under home, or Secrets Manager."
+    )
+    token_keys_secret: str = Field(default="trace/token-signing-keys", description="Secrets Manager secret id.")
+    query_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    query_memory_mb: Annotated[int, Field(ge=64, le=1_048_576)] = 2048
+    query_inline_max_bytes: Annotated[int, Field(ge=1024, le=1024**3)] = 8 * 1024 * 1024
+    query_max_rows: Annotated[int, Field(ge=1, le=100_000_000)] = 1_000_000
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
