@@ -1,0 +1,85 @@
+"""`trace-lite worker` (run a worker in the foreground) and `trace-lite host` (the local Lambda host)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from typing import Any, Optional
+
+import typer
+
+from trace_core.cli import context
+from trace_core.db import pool
+from trace_core.queue import factory
+from trace_core.settings import Settings
+from trace_core.worker import direct, operators, runner
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(worker)
+    app.command()(host)
+
+
+def _logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level, stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s",
+    )
+
+
+def worker(
+    queue: Optional[str] = typer.Option(None, help="Queue to take wake-ups from (default TRACE_TASK_QUEUE)."),
+    concurrency: Optional[int] = typer.Option(None, min=1, help="Operators run at once (TRACE_WORKER_CONCURRENCY)."),
+    lease_seconds: Optional[int] = typer.Option(None, min=1, help="Lease length (TRACE_LEASE_SECONDS)."),
+    on_term: str = typer.Option("finish", "--on-term", help="On SIGTERM: finish running tasks, or abandon them."),
+    grace_seconds: float = typer.Option(20.0, help="How long `finish` waits before abandoning what still runs."),
+    poll_seconds: float = typer.Option(5.0, help="Poll for due tasks this often when no wake-ups arrive."),
+) -> None:
+    """Run a worker in the foreground until SIGTERM/SIGINT (a second signal abandons at once)."""
+    settings = context.settings()
+    _logging(settings)
+    if on_term not in ("finish", "abandon"):
+        raise typer.BadParameter(f"expected finish or abandon, got {on_term!r}", param_hint="--on-term")
+    operators.load_modules(settings.operator_modules)
+    config = runner.WorkerConfig(
+        queue=queue or settings.task_queue,
+        concurrency=concurrency or settings.worker_concurrency,
+        lease_seconds=lease_seconds or settings.lease_seconds,
+        on_stop=on_term,  # type: ignore[arg-type]
+        grace_seconds=grace_seconds,
+        poll_seconds=poll_seconds,
+    )
+    driver = factory.driver_for(settings)
+    the_worker = runner.Worker(
+        direct.DirectClient(pool.get(context.database_url(), max_size=settings.db_pool_max)), driver, settings, config
+    )
+
+    def stop(signum: int, _: Any) -> None:
+        the_worker.request_stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    logging.getLogger(__name__).info(
+        "worker %s ready: queue=%s operators=%s concurrency=%d lease=%ds",
+        config.worker_id, config.queue, ",".join(operators.names()), config.concurrency, config.lease_seconds,
+    )
+    try:
+        the_worker.run()
+    finally:
+        getattr(driver, "close", lambda: None)()
+        pool.close_all()
+    logging.getLogger(__name__).info("worker %s stopped: %s", config.worker_id, dict(the_worker.stats))
+
+
+def host(
+    port: Optional[int] = typer.Option(None, help="API port on 127.0.0.1 (default TRACE_API_PORT, 0 = free)."),
+    workers: Optional[int] = typer.Option(None, min=0, help="Worker loops to run (default TRACE_HOST_WORKERS)."),
+) -> None:
+    """Run the local Lambda host in the foreground: dispatcher API, drainer and reaper timers, workers."""
+    from trace_core.lite import host as host_mod
+
+    settings = context.settings()
+    _logging(settings)
+    operators.load_modules(settings.operator_modules)
+    host_mod.serve(settings, port=port, workers=workers)

@@ -1,0 +1,1 @@
+"""The worker wrapper: long-poll wake-ups, claim leases, heartbeat, run operators, complete, ack."""

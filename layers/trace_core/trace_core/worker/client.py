@@ -1,0 +1,50 @@
+"""The worker's port to the dispatcher: batch-shaped, errors returned per item.
+
+Batches let the direct adapter do one transaction per batch (the throughput
+lever), and per-item errors keep one fenced-off task from failing its
+neighbours. Adapters: :mod:`trace_core.worker.direct` (the core over a
+Postgres pool). An HTTP adapter to the dispatcher API would implement the same.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Protocol, Sequence
+from uuid import UUID
+
+from trace_core.dispatcher import errors, models
+from trace_core.worker import operators
+
+Outcome = models.Task | errors.DispatcherError
+
+
+@dataclasses.dataclass(frozen=True)
+class CompletionItem:
+    """One finished attempt to report: its lease, its result and the operator's commit hook (if any)."""
+
+    lease: models.Lease
+    result: models.Success | models.Failure
+    on_success: operators.OnSuccess | None = None
+
+
+class DispatcherClient(Protocol):
+    def claim(
+        self, task_ids: Sequence[UUID], *, worker_id: str, lease_seconds: int
+    ) -> dict[UUID, models.Lease | errors.DispatcherError]:
+        """Try to lease each task; per task the lease or why not (NotClaimable, TaskNotFound, ...)."""
+
+    def claim_next(
+        self, *, worker_id: str, operators: Sequence[str], queue: str, lease_seconds: int, limit: int
+    ) -> list[models.Lease]:
+        """Lease up to ``limit`` due tasks of ``queue`` with one of ``operators`` (no wake-up needed)."""
+
+    def heartbeat(
+        self, leases: Sequence[models.Lease], *, lease_seconds: int
+    ) -> dict[UUID, models.Lease | errors.DispatcherError]:
+        """Extend each lease; per task the extended lease or the fence error (lease lost)."""
+
+    def complete(self, items: Sequence[CompletionItem]) -> dict[UUID, Outcome]:
+        """Report finished attempts (fenced); per task the new task row or the fence error."""
+
+    def abandon(self, lease: models.Lease, reason: str) -> Outcome:
+        """Give a lease back: the task is retried at once by someone else."""

@@ -1,0 +1,115 @@
+"""DirectClient: the DispatcherClient that calls :mod:`trace_core.dispatcher.tasks` over a Postgres pool.
+
+Each batch is one transaction; each item inside it runs in its own savepoint
+(the core's ``conn.transaction()`` nests), so an item that the fence rejects
+rolls back alone and the batch commits once. Items are handled in task-id
+order, the order the core locks rows in, so concurrent batches cannot deadlock.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Sequence
+from uuid import UUID
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from trace_core.dispatcher import errors, models, tasks
+from trace_core.worker import client
+
+log = logging.getLogger(__name__)
+
+
+class DirectClient:
+    """DispatcherClient over ``pool`` (a psycopg pool whose connections use ``dict_row``)."""
+
+    def __init__(self, pool: ConnectionPool) -> None:
+        self._pool = pool
+
+    def claim(
+        self, task_ids: Sequence[UUID], *, worker_id: str, lease_seconds: int
+    ) -> dict[UUID, models.Lease | errors.DispatcherError]:
+        found: dict[UUID, models.Lease | errors.DispatcherError] = {}
+        with self._pool.connection() as conn, conn.transaction():
+            for task_id in sorted(set(task_ids)):
+                try:
+                    found[task_id] = tasks.claim(conn, task_id, worker_id=worker_id, lease_seconds=lease_seconds)
+                except errors.DispatcherError as exc:
+                    found[task_id] = exc
+        return found
+
+    def claim_next(
+        self, *, worker_id: str, operators: Sequence[str], queue: str, lease_seconds: int, limit: int
+    ) -> list[models.Lease]:
+        with self._pool.connection() as conn:
+            return tasks.claim_next(
+                conn, worker_id=worker_id, operators=list(operators), queue=queue,
+                lease_seconds=lease_seconds, limit=limit,
+            )
+
+    def heartbeat(
+        self, leases: Sequence[models.Lease], *, lease_seconds: int
+    ) -> dict[UUID, models.Lease | errors.DispatcherError]:
+        beaten: dict[UUID, models.Lease | errors.DispatcherError] = {}
+        with self._pool.connection() as conn, conn.transaction():
+            for lease in sorted(leases, key=lambda item: item.task.task_id):
+                task_id = lease.task.task_id
+                try:
+                    beaten[task_id] = tasks.heartbeat(
+                        conn, task_id, attempt=lease.attempt, lease_token=lease.lease_token,
+                        lease_seconds=lease_seconds,
+                    )
+                except errors.DispatcherError as exc:
+                    beaten[task_id] = exc
+        return beaten
+
+    def complete(self, items: Sequence[client.CompletionItem]) -> dict[UUID, client.Outcome]:
+        done: dict[UUID, client.Outcome] = {}
+        plain = sorted((i for i in items if i.on_success is None), key=lambda i: i.lease.task.task_id)
+        hooked = sorted((i for i in items if i.on_success is not None), key=lambda i: i.lease.task.task_id)
+        with self._pool.connection() as conn, conn.transaction():
+            if plain:
+                outcomes = tasks.complete_many(
+                    conn,
+                    [
+                        models.Completion(
+                            task_id=i.lease.task.task_id, attempt=i.lease.attempt,
+                            lease_token=i.lease.lease_token, result=i.result,
+                        )
+                        for i in plain
+                    ],
+                )
+                done.update((i.lease.task.task_id, outcome) for i, outcome in zip(plain, outcomes))
+            for item in hooked:
+                done[item.lease.task.task_id] = self._complete_hooked(conn, item)
+        return done
+
+    def abandon(self, lease: models.Lease, reason: str) -> client.Outcome:
+        with self._pool.connection() as conn:
+            try:
+                return tasks.abandon(
+                    conn, lease.task.task_id, attempt=lease.attempt, lease_token=lease.lease_token, reason=reason
+                )
+            except errors.DispatcherError as exc:
+                return exc
+
+    @staticmethod
+    def _complete_hooked(conn: psycopg.Connection[Any], item: client.CompletionItem) -> client.Outcome:
+        lease = item.lease
+        try:
+            return tasks.complete(
+                conn, lease.task.task_id, attempt=lease.attempt, lease_token=lease.lease_token,
+                result=item.result, on_success=item.on_success,
+            )
+        except errors.DispatcherError as exc:
+            return exc
+        except Exception as exc:  # noqa: BLE001 - the operator's commit hook failed: the attempt failed
+            log.warning("commit hook of task %s attempt %s failed: %s", lease.task.task_id, lease.attempt, exc)
+            failure = models.Failure(error=f"commit hook failed: {type(exc).__name__}: {exc}"[:10_000])
+            try:
+                return tasks.complete(
+                    conn, lease.task.task_id, attempt=lease.attempt, lease_token=lease.lease_token, result=failure
+                )
+            except errors.DispatcherError as fenced:
+                return fenced

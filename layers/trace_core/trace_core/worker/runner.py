@@ -1,0 +1,392 @@
+"""The Worker: long-poll wake-ups, claim, run operators, heartbeat, complete, ack.
+
+Threads, each with one job:
+- the receive loop (the caller's thread, :meth:`Worker.run`): receives up to
+  the free slots, claims the tasks the wake-ups name in one batch, and hands
+  the leases to the executors; when the queue is quiet it also polls
+  ``claim_next`` every ``poll_seconds`` so a lost wake-up never strands a task;
+- ``concurrency`` executor threads run operators;
+- the completer reports finished attempts in batches, then acks their messages;
+- the heartbeater extends every live lease (and its messages' visibility)
+  every ``heartbeat_seconds`` (a third of the lease by default: two missed
+  beats are survivable), and cancels an operator whose lease was lost.
+
+A message is acked only after its task's completion was recorded, or when it
+has nothing to do (the task is finished, leased elsewhere, or unknown).
+Malformed messages are never acked: they reach the dead-letter store after
+max receives. On stop, the loop takes no more work and either lets running
+operators finish (``finish``, up to ``grace_seconds``) or gives their leases
+back at once (``abandon``); a second stop request always abandons.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import queue as queue_mod
+import socket
+import threading
+import time
+import traceback
+import uuid
+from collections import Counter
+from typing import Literal
+from uuid import UUID
+
+from pydantic import ValidationError
+
+from trace_core.dispatcher import errors as dispatcher_errors
+from trace_core.dispatcher import models
+from trace_core.queue import base
+from trace_core.settings import Settings
+from trace_core.worker import client as client_mod
+from trace_core.worker import errors, operators, wakeups
+
+log = logging.getLogger(__name__)
+
+StopMode = Literal["finish", "abandon"]
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerConfig:
+    """How a worker behaves. Defaults suit Lite and the benchmark alike."""
+
+    queue: str = "trace-tasks"
+    worker_id: str = dataclasses.field(default_factory=default_worker_id)
+    concurrency: int = 8
+    lease_seconds: int = 30
+    heartbeat_seconds: float | None = None  # None: lease_seconds / 3
+    receive_wait_seconds: float = 1.0
+    poll_seconds: float = 5.0
+    malformed_retry_seconds: int = 5
+    on_stop: StopMode = "finish"
+    grace_seconds: float = 20.0
+    completion_batch: int = 100
+
+    def __post_init__(self) -> None:
+        checks = {
+            "concurrency": self.concurrency >= 1,
+            "lease_seconds": 1 <= self.lease_seconds <= models.MAX_LEASE_SECONDS,
+            "heartbeat_seconds": self.heartbeat_seconds is None or 0 < self.heartbeat_seconds < self.lease_seconds,
+            "receive_wait_seconds": 0 <= self.receive_wait_seconds <= 20,
+            "poll_seconds": self.poll_seconds > 0,
+            "on_stop": self.on_stop in ("finish", "abandon"),
+        }
+        for field, ok in checks.items():
+            if not ok:
+                raise errors.WorkerError(
+                    f"invalid worker setting {field}={getattr(self, field)!r}", field=field
+                )
+
+    @property
+    def beat_every(self) -> float:
+        return self.heartbeat_seconds or self.lease_seconds / 3
+
+
+@dataclasses.dataclass
+class _Running:
+    lease: models.Lease
+    messages: list[base.Message]
+    ctx: operators.OperatorContext
+    finished: bool = False
+    lost: bool = False
+    abandoned: bool = False
+
+
+_STOP = object()
+
+
+class Worker:
+    """One worker: ``run()`` blocks until ``request_stop()`` and the shutdown it asks for are done."""
+
+    def __init__(
+        self,
+        dispatcher: client_mod.DispatcherClient,
+        driver: base.QueueDriver,
+        settings: Settings,
+        config: WorkerConfig | None = None,
+    ) -> None:
+        self.config = config or WorkerConfig()
+        self._client = dispatcher
+        self._driver = driver
+        self._settings = settings
+        self._running: dict[UUID, _Running] = {}
+        self._lock = threading.Condition()
+        self._jobs: queue_mod.Queue[object] = queue_mod.Queue()
+        self._done: queue_mod.Queue[object] = queue_mod.Queue()
+        self._stopping = threading.Event()
+        self._stop_mode: StopMode = self.config.on_stop
+        self._beats_stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.stats: Counter[str] = Counter()
+
+    # ------------------------------------------------------------ lifecycle
+    def run(self) -> None:
+        """Take work until asked to stop, then shut down as ``on_stop`` (or the stop request) says."""
+        self._start_threads()
+        last_poll = time.monotonic()
+        backoff = 0.1
+        try:
+            while not self._stopping.is_set():
+                free = self._wait_for_slots()
+                if free == 0:
+                    continue
+                try:
+                    messages = self._driver.receive(
+                        self.config.queue, max_messages=free, wait_seconds=self.config.receive_wait_seconds,
+                        visibility_seconds=self.config.lease_seconds,
+                    )
+                    if messages:
+                        self._handle(messages)
+                    elif time.monotonic() - last_poll >= self.config.poll_seconds:
+                        last_poll = time.monotonic()
+                        self._poll(free)
+                    backoff = 0.1
+                except Exception as exc:  # noqa: BLE001 - queue or database hiccup: wait and go on
+                    log.warning("worker %s: receive/claim failed (%s); retrying in %.1fs",
+                                self.config.worker_id, exc, backoff)
+                    self._stopping.wait(backoff)
+                    backoff = min(backoff * 2, 5.0)
+        finally:
+            self._shutdown()
+
+    def request_stop(self, mode: StopMode | None = None) -> None:
+        """Stop taking work. ``mode`` overrides ``on_stop``; asking twice always abandons."""
+        if self._stopping.is_set():
+            mode = "abandon"
+        self._stop_mode = mode or self.config.on_stop
+        self._stopping.set()
+        with self._lock:
+            self._lock.notify_all()
+
+    @property
+    def in_flight(self) -> int:
+        with self._lock:
+            return len(self._running)
+
+    # ------------------------------------------------------------ receiving and claiming
+    def _wait_for_slots(self) -> int:
+        with self._lock:
+            self._lock.wait_for(
+                lambda: len(self._running) < self.config.concurrency or self._stopping.is_set(), timeout=1.0
+            )
+            return 0 if self._stopping.is_set() else self.config.concurrency - len(self._running)
+
+    def _handle(self, messages: list[base.Message]) -> None:
+        by_task: dict[UUID, list[base.Message]] = {}
+        for message in messages:
+            task_id = wakeups.task_id_of(message.body)
+            if task_id is None:
+                # Left unacked: after max receives it is dead-lettered; until then it waits a while.
+                self.stats["malformed"] += 1
+                log.warning("worker: malformed wake-up %s on %s (receive %d): %.200r",
+                            message.message_id, message.queue, message.receive_count, message.body)
+                self._driver.extend(message, self.config.malformed_retry_seconds)
+                continue
+            by_task.setdefault(task_id, []).append(message)
+        if not by_task:
+            return
+        outcomes = self._client.claim(
+            list(by_task), worker_id=self.config.worker_id, lease_seconds=self.config.lease_seconds
+        )
+        nothing_to_do: list[base.Message] = []
+        for task_id, outcome in outcomes.items():
+            if isinstance(outcome, models.Lease):
+                self._start(outcome, by_task[task_id])
+            else:
+                # Finished, leased elsewhere, not due, or unknown: this wake-up has done its job.
+                self.stats["ignored"] += len(by_task[task_id])
+                log.debug("worker: wake-up for %s ignored: %s", task_id, outcome)
+                nothing_to_do.extend(by_task[task_id])
+        if nothing_to_do:
+            self._driver.ack(nothing_to_do)
+
+    def _poll(self, free: int) -> None:
+        leases = self._client.claim_next(
+            worker_id=self.config.worker_id, operators=operators.names(), queue=self.config.queue,
+            lease_seconds=self.config.lease_seconds, limit=free,
+        )
+        if leases:
+            log.info("worker: claimed %d task(s) without a wake-up", len(leases))
+            self.stats["claimed_by_poll"] += len(leases)
+        for lease in leases:
+            self._start(lease, [])
+
+    def _start(self, lease: models.Lease, messages: list[base.Message]) -> None:
+        self.stats["claimed"] += 1
+        ctx = operators.OperatorContext(task=lease.task, attempt=lease.attempt, settings=self._settings)
+        running = _Running(lease=lease, messages=messages, ctx=ctx)
+        ctx._heartbeat = lambda: self._beat_one(running)
+        with self._lock:
+            self._running[lease.task.task_id] = running
+        self._jobs.put(running)
+
+    # ------------------------------------------------------------ executing
+    def _execute_loop(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is _STOP:
+                return
+            assert isinstance(job, _Running)
+            result = self._execute(job)
+            job.finished = True
+            self._done.put((job, result))
+
+    def _execute(self, job: _Running) -> models.Success | models.Failure:
+        try:
+            fn = operators.get(job.lease.task.operator)
+            outputs = fn(job.ctx)
+            if not isinstance(outputs, dict):
+                return models.Failure(
+                    error=f"operator {job.lease.task.operator} returned {type(outputs).__name__}, expected a dict",
+                    retryable=False,
+                )
+            return models.Success(outputs=outputs)
+        except errors.OperatorError as exc:
+            return models.Failure(error=exc.message[:10_000] or type(exc).__name__, retryable=exc.retryable)
+        except ValidationError as exc:  # outputs too large or not JSON
+            return models.Failure(error=f"invalid outputs: {exc.errors()[0]['msg']}"[:10_000], retryable=False)
+        except Exception as exc:  # noqa: BLE001 - any other failure of the operator is retryable
+            tail = "".join(traceback.format_exception(exc)[-3:])
+            return models.Failure(error=f"{type(exc).__name__}: {exc}\n{tail}"[:10_000], retryable=True)
+
+    # ------------------------------------------------------------ completing
+    def _complete_loop(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._done.get()
+            if first is _STOP:
+                return
+            batch = [first]
+            while len(batch) < self.config.completion_batch:
+                try:
+                    item = self._done.get_nowait()
+                except queue_mod.Empty:
+                    break
+                if item is _STOP:
+                    stopping = True
+                    break
+                batch.append(item)
+            self._complete(batch)  # type: ignore[arg-type]
+
+    def _complete(self, batch: list[tuple[_Running, models.Success | models.Failure]]) -> None:
+        todo = [(job, result) for job, result in batch if not job.abandoned]
+        items = [client_mod.CompletionItem(job.lease, result, job.ctx.on_success) for job, result in todo]
+        backoff = 0.1
+        while items:
+            try:
+                outcomes = self._client.complete(items)
+                break
+            except Exception as exc:  # noqa: BLE001 - keep the results; the lease is heartbeaten meanwhile
+                log.warning("worker: completing %d task(s) failed (%s); retrying in %.1fs", len(items), exc, backoff)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+        else:
+            outcomes = {}
+        for job, result in todo:
+            outcome = outcomes.get(job.lease.task.task_id)
+            if isinstance(outcome, dispatcher_errors.DispatcherError):
+                self.stats["rejected"] += 1
+                log.warning("worker: completion of task %s attempt %d rejected: %s",
+                            job.lease.task.task_id, job.lease.attempt, outcome)
+            else:
+                self.stats["succeeded" if isinstance(result, models.Success) else "failed"] += 1
+        messages = [m for job, _ in batch for m in job.messages]
+        try:
+            self._driver.ack(messages)
+        except Exception as exc:  # noqa: BLE001 - an unacked wake-up only causes a harmless redelivery
+            log.warning("worker: ack of %d message(s) failed: %s", len(messages), exc)
+        with self._lock:
+            for job, _ in batch:
+                self._running.pop(job.lease.task.task_id, None)
+            self._lock.notify_all()
+
+    # ------------------------------------------------------------ heartbeats
+    def _heartbeat_loop(self) -> None:
+        while not self._beats_stop.wait(self.config.beat_every):
+            with self._lock:
+                live = [r for r in self._running.values() if not (r.finished or r.lost or r.abandoned)]
+            if live:
+                self._beat(live)
+
+    def _beat(self, live: list[_Running]) -> None:
+        try:
+            outcomes = self._client.heartbeat([r.lease for r in live], lease_seconds=self.config.lease_seconds)
+        except Exception as exc:  # noqa: BLE001 - try again next beat; two misses still leave time
+            log.warning("worker: heartbeat of %d lease(s) failed: %s", len(live), exc)
+            return
+        for running in live:
+            outcome = outcomes.get(running.lease.task.task_id)
+            if isinstance(outcome, dispatcher_errors.DispatcherError) and not running.finished:
+                self._lost(running, outcome)
+                continue
+            for message in running.messages:
+                try:
+                    self._driver.extend(message, self.config.lease_seconds)
+                except Exception as exc:  # noqa: BLE001 - the lease, not the message, guards the task
+                    log.warning("worker: extending message %s failed: %s", message.message_id, exc)
+
+    def _beat_one(self, running: _Running) -> None:
+        outcome = self._client.heartbeat([running.lease], lease_seconds=self.config.lease_seconds).get(
+            running.lease.task.task_id
+        )
+        if isinstance(outcome, dispatcher_errors.DispatcherError):
+            self._lost(running, outcome)
+            raise outcome
+
+    def _lost(self, running: _Running, why: Exception) -> None:
+        running.lost = True
+        running.ctx.cancelled.set()
+        self.stats["lost"] += 1
+        log.warning("worker: lease of task %s attempt %d lost: %s", running.lease.task.task_id,
+                    running.lease.attempt, why)
+
+    # ------------------------------------------------------------ threads and shutdown
+    def _start_threads(self) -> None:
+        specs = [(self._execute_loop, f"operator-{n}") for n in range(self.config.concurrency)]
+        specs += [(self._complete_loop, "completer"), (self._heartbeat_loop, "heartbeater")]
+        for target, name in specs:
+            # Daemon threads: an abandoned operator still running must not keep the process alive.
+            thread = threading.Thread(target=target, name=f"{self.config.worker_id}:{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _shutdown(self) -> None:
+        if self._stop_mode == "finish":
+            deadline = time.monotonic() + self.config.grace_seconds
+            with self._lock:
+                self._lock.wait_for(
+                    lambda: not self._running or self._stop_mode == "abandon" or time.monotonic() > deadline,
+                    timeout=max(0.0, self.config.grace_seconds),
+                )
+        self._abandon_all()
+        for _ in range(self.config.concurrency):
+            self._jobs.put(_STOP)
+        self._done.put(_STOP)
+        self._beats_stop.set()
+        completer = next(t for t in self._threads if t.name.endswith(":completer"))
+        completer.join(timeout=10)
+
+    def _abandon_all(self) -> None:
+        with self._lock:
+            leftovers = [r for r in self._running.values() if not r.finished]
+        for running in leftovers:
+            running.abandoned = True
+            running.ctx.cancelled.set()
+            outcome = self._client.abandon(running.lease, f"worker {self.config.worker_id} stopped")
+            self.stats["abandoned"] += 1
+            log.info("worker: gave back task %s attempt %d: %s", running.lease.task.task_id,
+                     running.lease.attempt, getattr(outcome, "status", outcome))
+            if running.messages:
+                try:
+                    self._driver.ack(running.messages)  # the abandon wrote a fresh wake-up
+                except Exception as exc:  # noqa: BLE001
+                    log.warning("worker: ack after abandon failed: %s", exc)
+            with self._lock:
+                self._running.pop(running.lease.task.task_id, None)
+                self._lock.notify_all()

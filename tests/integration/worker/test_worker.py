@@ -1,0 +1,179 @@
+"""The worker wrapper in-process against real Postgres + pgqueue + the dispatcher core."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.integration.worker.conftest import events, max_concurrency, wait_for
+from trace_core.dispatcher import errors as dispatcher_errors
+from trace_core.dispatcher import reaper, tasks
+from trace_core.worker import errors, operators, runner, wakeups
+
+pytestmark = pytest.mark.usefixtures("dispatcher_loop")
+
+
+def test_noop_task_runs_the_whole_lifecycle(create, get_task, attempts, start_worker, driver, queue_name):
+    # GIVEN a worker
+    worker = start_worker()
+    # WHEN a noop task is created (its wake-up goes through the outbox and pgqueue)
+    task = create("noop")
+    # THEN it completes with the noop's outputs after exactly one attempt
+    done = wait_for(lambda: (t := get_task(task.task_id)).status == "completed" and t)
+    assert done.outputs == {"noop": True, "attempt": 1}
+    [attempt] = attempts(task.task_id)
+    assert attempt["outcome"] == "succeeded" and attempt["worker_id"] == worker.config.worker_id
+    # AND its wake-up was acked (nothing left in the queue)
+    wait_for(lambda: driver.depth(queue_name) == {"visible": 0, "in_flight": 0})
+    assert worker.stats["succeeded"] == 1
+
+
+def test_duplicate_wakeups_never_run_one_task_concurrently(create, get_task, attempts, start_worker, driver,
+                                                          queue_name, tmp_path: Path):
+    # GIVEN two workers and a 1 s task
+    log = tmp_path / "runs.jsonl"
+    start_worker(), start_worker()
+    task = create("sleep", {"seconds": 1.0, "log": str(log)})
+    # WHEN the same wake-up is published 5 more times
+    driver.publish(queue_name, [wakeups.body_for(task.task_id)] * 5)
+    # THEN exactly one attempt ran, never two at once, and every wake-up was consumed
+    wait_for(lambda: get_task(task.task_id).status == "completed")
+    assert max_concurrency(log) == 1
+    assert [e["event"] for e in events(log)] == ["start", "end"]
+    assert len(attempts(task.task_id)) == 1
+    wait_for(lambda: driver.depth(queue_name) == {"visible": 0, "in_flight": 0})
+
+
+def test_a_wakeup_for_a_completed_or_unknown_task_is_acked_and_ignored(create, get_task, attempts, start_worker,
+                                                                      driver, queue_name):
+    worker = start_worker()
+    task = create("noop")
+    wait_for(lambda: get_task(task.task_id).status == "completed")
+    # WHEN wake-ups arrive for the completed task and for a task that does not exist
+    driver.publish(queue_name, [wakeups.body_for(task.task_id, 1), wakeups.body_for(uuid.uuid4())])
+    # THEN both are acked, and the completed task is untouched
+    wait_for(lambda: worker.stats["ignored"] >= 2)
+    wait_for(lambda: driver.depth(queue_name) == {"visible": 0, "in_flight": 0})
+    assert len(attempts(task.task_id)) == 1
+    assert get_task(task.task_id).status == "completed"
+
+
+def test_malformed_wakeups_are_dead_lettered_and_block_nothing(create, get_task, start_worker, driver, queue_name):
+    # GIVEN poison messages at the head of the queue
+    driver.publish(queue_name, [{"hello": "world"}, {"task_id": "not-a-uuid"}, {"task_id": 42}])
+    start_worker(malformed_retry_seconds=0)
+    # WHEN a good task is created behind them
+    task = create("noop")
+    # THEN the good task completes at once, and the poison reaches the dead table after max receives (3)
+    wait_for(lambda: get_task(task.task_id).status == "completed", timeout=5)
+    wait_for(lambda: len(driver.dead(queue_name)) == 3, timeout=15)
+    dead = driver.dead(queue_name)
+    assert sorted(str(d["body"]) for d in dead) == sorted(
+        str(b) for b in [{"hello": "world"}, {"task_id": "not-a-uuid"}, {"task_id": 42}]
+    )
+    assert {d["receive_count"] for d in dead} == {3}
+
+
+def test_a_retryable_failure_is_retried_and_a_permanent_one_is_not(create, get_task, attempts, start_worker):
+    start_worker()
+    flaky = create("flaky", {"succeed_on": 2}, backoff_base_ms=0)
+    broken = create("fail")
+    wait_for(lambda: get_task(flaky.task_id).status == "completed")
+    assert [a["outcome"] for a in attempts(flaky.task_id)] == ["failed", "succeeded"]
+    assert "flaky failure on attempt 1" in attempts(flaky.task_id)[0]["error"]
+    wait_for(lambda: get_task(broken.task_id).status == "failed")
+    assert get_task(broken.task_id).last_error == "bad input: this task can never succeed"
+    assert len(attempts(broken.task_id)) == 1
+
+
+def test_unknown_operator_fails_the_attempt_naming_the_operator(create, get_task, attempts, start_worker):
+    start_worker()
+    task = create("no_such_operator", max_attempts=1)
+    wait_for(lambda: get_task(task.task_id).status == "dead")
+    assert "no operator 'no_such_operator' is registered" in attempts(task.task_id)[0]["error"]
+
+
+def test_commit_hook_runs_in_the_winning_completion(create, get_task, start_worker, db_pool):
+    start_worker()
+    task = create("commit")
+    wait_for(lambda: get_task(task.task_id).status == "completed")
+    with db_pool.connection() as conn:
+        rows = conn.execute("SELECT detail FROM state.audit_log WHERE principal = 'test'").fetchall()
+    assert [r["detail"] for r in rows] == [{"task_id": str(task.task_id), "attempt": 1}]
+
+
+def test_a_job_longer_than_three_leases_runs_once(create, get_task, attempts, start_worker, tmp_path: Path):
+    # GIVEN a 2 s lease (heartbeat every ~0.67 s) and a reaper sweeping every 0.1 s
+    log = tmp_path / "runs.jsonl"
+    start_worker(lease_seconds=2)
+    start_worker(lease_seconds=2)
+    # WHEN a task runs for 6.5 s (more than 3 leases)
+    task = create("sleep", {"seconds": 6.5, "log": str(log)})
+    wait_for(lambda: get_task(task.task_id).status == "completed", timeout=20)
+    # THEN it ran once: one attempt, never reaped, never started twice
+    assert [a["outcome"] for a in attempts(task.task_id)] == ["succeeded"]
+    assert [e["event"] for e in events(log)] == ["start", "end"]
+
+
+def test_a_lost_lease_cancels_the_operator_and_its_completion_is_rejected(
+    create, get_task, attempts, start_worker, db_pool, tmp_path: Path
+):
+    # GIVEN a worker running a long task
+    log = tmp_path / "runs.jsonl"
+    worker = start_worker(lease_seconds=3, poll_seconds=60)
+    task = create("sleep", {"seconds": 30, "log": str(log)}, backoff_base_ms=60_000)
+    wait_for(lambda: events(log))
+    # WHEN its lease is taken away (expired in the database and reaped, as after a long GC pause)
+    with db_pool.connection() as conn:
+        conn.execute("UPDATE state.tasks SET lease_expires_at = now() - interval '1 second' WHERE task_id = %s",
+                     (task.task_id,))
+        conn.execute("UPDATE state.task_attempts SET lease_expires_at = now() - interval '1 second' "
+                     "WHERE task_id = %s", (task.task_id,))
+        conn.commit()
+        assert reaper.reap(conn) == 1
+    # THEN the next heartbeat cancels the operator, and its late completion is fenced off
+    wait_for(lambda: any(e["event"] == "cancelled" for e in events(log)), timeout=5)
+    wait_for(lambda: worker.stats["rejected"] == 1)
+    assert [a["outcome"] for a in attempts(task.task_id)] == ["expired"]
+    assert get_task(task.task_id).status == "queued"
+
+
+def test_stop_finish_lets_the_running_task_complete(create, get_task, attempts, start_worker):
+    worker = start_worker()
+    task = create("sleep", {"seconds": 1.0})
+    wait_for(lambda: worker.in_flight == 1)
+    worker.request_stop("finish")
+    wait_for(lambda: get_task(task.task_id).status == "completed", timeout=10)
+    assert [a["outcome"] for a in attempts(task.task_id)] == ["succeeded"]
+
+
+def test_stop_abandon_gives_the_lease_back_for_an_immediate_retry(create, get_task, attempts, start_worker,
+                                                                  tmp_path: Path):
+    log = tmp_path / "runs.jsonl"
+    first = start_worker(poll_seconds=60)
+    task = create("sleep", {"seconds": 30, "log": str(log)})
+    wait_for(lambda: first.in_flight == 1)
+    first.request_stop("abandon")
+    # THEN the attempt is recorded as abandoned and the task is queued again, due now
+    wait_for(lambda: [a["outcome"] for a in attempts(task.task_id)] == ["abandoned"], timeout=5)
+    assert get_task(task.task_id).status in ("queued", "running")
+    # AND another worker picks it up at once from the fresh wake-up
+    start_worker()
+    wait_for(lambda: len(attempts(task.task_id)) == 2, timeout=5)
+
+
+def test_worker_settings_are_validated_naming_the_field():
+    with pytest.raises(errors.WorkerError) as caught:
+        runner.WorkerConfig(lease_seconds=3, heartbeat_seconds=5)
+    assert caught.value.details["field"] == "heartbeat_seconds"
+
+
+def test_registering_an_operator_twice_is_refused():
+    with pytest.raises(errors.WorkerError):
+        operators.register("noop", lambda ctx: {})
+    with pytest.raises(errors.UnknownOperatorError) as caught:
+        operators.get("nope")
+    assert "noop" in caught.value.details["known"]
