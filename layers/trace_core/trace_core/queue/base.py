@@ -13,13 +13,18 @@ from typing import Any, Protocol, Sequence
 
 @dataclasses.dataclass(frozen=True)
 class Message:
-    """A received message. ``receipt`` identifies this delivery (SQS receipt handle, pgqueue lease)."""
+    """A received message. ``receipt`` identifies this delivery (SQS receipt handle, pgqueue lease).
+
+    A body that is not a JSON object arrives as ``body == {}`` with the text as
+    received in ``raw`` (so dead-lettering keeps it); ``raw`` is None otherwise.
+    """
 
     queue: str
     message_id: str
     body: dict[str, Any]
     receipt: str
     receive_count: int
+    raw: str | None = None
 
 
 class QueueDriver(Protocol):

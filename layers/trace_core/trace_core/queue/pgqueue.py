@@ -10,6 +10,7 @@ wait is bounded by ``poll_interval`` and the listener reconnects on its own.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -197,9 +198,10 @@ class PgQueueDriver:
                 )
                 continue
             body = _col(row, 1, "body")
+            raw = None
             if not isinstance(body, dict):
                 log.warning("pgqueue: message %s on %s is not a JSON object", _col(row, 0, "message_id"), queue)
-                body = {}
+                raw, body = json.dumps(body), {}
             messages.append(
                 base.Message(
                     queue=queue,
@@ -207,6 +209,7 @@ class PgQueueDriver:
                     body=body,
                     receipt=str(_col(row, 2, "receipt")),
                     receive_count=int(_col(row, 3, "receive_count")),
+                    raw=raw,
                 )
             )
         return messages, buried
@@ -228,13 +231,17 @@ class PgQueueDriver:
                 self._listener = threading.Thread(target=self._listen_loop, name="pgqueue-listener", daemon=True)
                 self._listener.start()
 
+    def _listener_connection(self) -> psycopg.Connection[Any]:
+        """The dedicated LISTEN connection (a seam: tests make it fail to keep the listener down)."""
+        return psycopg.connect(
+            self._conninfo, autocommit=True, application_name=LISTENER_APPLICATION, connect_timeout=5
+        )
+
     def _listen_loop(self) -> None:
         backoff = 0.1
         while not self._closed.is_set():
             try:
-                with psycopg.connect(
-                    self._conninfo, autocommit=True, application_name=LISTENER_APPLICATION, connect_timeout=5
-                ) as conn:
+                with self._listener_connection() as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     self._listener_pid = conn.info.backend_pid
                     self._listening.set()

@@ -120,7 +120,9 @@ class SqsDriver:
             "send_message",
             message.queue,
             QueueUrl=dlq,
-            MessageBody=json.dumps(message.body, separators=(",", ":"), default=str),
+            MessageBody=message.raw if message.raw is not None else json.dumps(
+                message.body, separators=(",", ":"), default=str
+            ),
             MessageAttributes={
                 "trace_dead_reason": {"DataType": "String", "StringValue": reason[:1000] or "unspecified"},
                 "trace_source_queue": {"DataType": "String", "StringValue": message.queue},
@@ -165,19 +167,21 @@ class SqsDriver:
         """Nothing to release (boto3 clients need no closing); here for symmetry with pgqueue."""
 
     def _message(self, queue: str, raw: dict[str, Any]) -> base.Message:
+        text = str(raw.get("Body", ""))
         try:
-            body = json.loads(raw.get("Body", ""))
+            body = json.loads(text)
         except ValueError:
             body = None
-        if not isinstance(body, dict):
+        malformed = not isinstance(body, dict)
+        if malformed:
             log.warning("sqs: message %s on %s is not a JSON object", raw.get("MessageId"), queue)
-            body = {}
         return base.Message(
             queue=queue,
             message_id=str(raw["MessageId"]),
-            body=body,
+            body={} if malformed else body,
             receipt=str(raw["ReceiptHandle"]),
             receive_count=int(raw.get("Attributes", {}).get("ApproximateReceiveCount", "1")),
+            raw=text if malformed else None,
         )
 
     def _call(self, operation: str, queue: str, **kwargs: Any) -> Any:
