@@ -73,6 +73,7 @@ class Settings(BaseSettings):
 
     # --- query service and capability tokens ---
     query_port: Port = 0
+    query_host: str = Field(default="127.0.0.1", description="Bind address (0.0.0.0 only inside a container).")
     token_issuer: Annotated[str, Field(min_length=1, max_length=200)] = "trace"
     token_keys: Literal["file", "secretsmanager"] = Field(
         default="file", description="Where token signing keys live: a 0600 file under home, or Secrets Manager."
