@@ -1,11 +1,10 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
-
 from trace_core.auth import grants, keys, models
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from trace_core.auth import errors, grants
+
 from tests.unit.auth.conftest import version_row
 
 

@@ -8,7 +8,6 @@ import stat
 import uuid
 
 import pytest
-
 from trace_core.auth import errors, keyring, tokens
 
 ISSUER = "trace-test"

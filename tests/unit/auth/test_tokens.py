@@ -11,7 +11,6 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
-
 from trace_core.auth import errors, models, tokens
 
 ISSUER = "trace-test"
@@ -73,13 +72,13 @@ def test_tampered_payload_fails_signature(make_store, blocks_grant):
 def test_expired_token_is_refused(make_store, blocks_grant):
     store = make_store()
     token = _user(store, [blocks_grant], ttl=dt.timedelta(minutes=1),
-                  now=dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=10))
+                  now=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10))
     assert _problem(store, token) == "expired"
 
 
 def test_token_from_the_future_is_refused(make_store, blocks_grant):
     store = make_store()
-    token = _user(store, [blocks_grant], now=dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=10))
+    token = _user(store, [blocks_grant], now=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=10))
     assert _problem(store, token) == "not_yet_valid"
 
 
@@ -160,7 +159,7 @@ def test_unknown_claim_or_bad_grant_shape_is_malformed(make_store):
     # A correctly signed token that does not match what Trace issues is still refused.
     store = make_store()
     signing = store.signing_key()
-    now = int(dt.datetime.now(dt.timezone.utc).timestamp())
+    now = int(dt.datetime.now(dt.UTC).timestamp())
     base = {"iss": ISSUER, "aud": tokens.USER_AUDIENCE, "sub": "s", "iat": now, "nbf": now, "exp": now + 60,
             "jti": "j", "kind": "user", "org": str(ORG), "grants": []}
     for payload in ({**base, "admin": True}, {**base, "grants": [{"relation": "Blocks; drop"}]}):
@@ -177,5 +176,5 @@ def test_ttl_over_a_day_is_refused_at_mint(make_store, blocks_grant):
 def test_duplicate_relations_cannot_be_granted(blocks_grant):
     with pytest.raises(ValueError, match="same relation"):
         models.Claims(token_id="t", kind="user", subject="s", issuer="i", audience="a", org_id=None,
-                      grants=(blocks_grant, blocks_grant), issued_at=dt.datetime.now(dt.timezone.utc),
-                      expires_at=dt.datetime.now(dt.timezone.utc), key_id="k")
+                      grants=(blocks_grant, blocks_grant), issued_at=dt.datetime.now(dt.UTC),
+                      expires_at=dt.datetime.now(dt.UTC), key_id="k")

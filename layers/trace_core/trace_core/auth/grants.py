@@ -10,7 +10,8 @@ qualified as ``<namespace>_<dataset>`` (``-`` becomes ``_``), e.g.
 from __future__ import annotations
 
 import re
-from typing import Any, Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 

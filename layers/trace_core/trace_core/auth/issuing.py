@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any, Collection
+from collections.abc import Collection
+from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row

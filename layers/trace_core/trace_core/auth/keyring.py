@@ -49,7 +49,7 @@ class Keyring(BaseModel):
     keys: Annotated[tuple[KeyEntry, ...], Field(min_length=1)]
 
     @model_validator(mode="after")
-    def _current_signs(self) -> "Keyring":
+    def _current_signs(self) -> Keyring:
         kids = [k.kid for k in self.keys]
         if len(set(kids)) != len(kids):
             raise ValueError("two keys share a kid")
@@ -65,7 +65,7 @@ class Keyring(BaseModel):
         return json.dumps(self.model_dump(mode="json"), indent=2)
 
     @classmethod
-    def from_json(cls, text: str, *, source: str) -> "Keyring":
+    def from_json(cls, text: str, *, source: str) -> Keyring:
         try:
             return cls.model_validate_json(text)
         except ValidationError as exc:
@@ -94,13 +94,13 @@ def _new_entry(now: dt.datetime) -> KeyEntry:
 
 def new(now: dt.datetime | None = None) -> Keyring:
     """A ring with one fresh key, current."""
-    entry = _new_entry(now or dt.datetime.now(dt.timezone.utc))
+    entry = _new_entry(now or dt.datetime.now(dt.UTC))
     return Keyring(current=entry.kid, keys=(entry,))
 
 
 def rotated(ring: Keyring, *, now: dt.datetime | None = None, overlap: dt.timedelta = DEFAULT_OVERLAP) -> Keyring:
     """A new current key; the old current verifies until ``now + overlap``; already retired keys are dropped."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     fresh = _new_entry(now)
     kept = []
     for entry in ring.keys:

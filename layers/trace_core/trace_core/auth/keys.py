@@ -19,8 +19,9 @@ import os
 import stat
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
@@ -106,7 +107,7 @@ class _CachedKeyStore:
         if entry is None:
             ring = self._current_ring(force=True)
             entry = ring.entry(kid) if ring is not None else None
-        if entry is None or not entry.usable_at(dt.datetime.now(dt.timezone.utc)):
+        if entry is None or not entry.usable_at(dt.datetime.now(dt.UTC)):
             return None
         key = self._public.get(kid)
         if key is None:

@@ -10,6 +10,7 @@ whatever commits later (invariant 9). All values are frozen with
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import uuid
 from typing import Annotated, Literal
 
@@ -46,7 +47,7 @@ class PinnedVersion(_Frozen):
     range_end: BlockNumber
 
     @model_validator(mode="after")
-    def _range(self) -> "PinnedVersion":
+    def _range(self) -> PinnedVersion:
         if self.range_end <= self.range_start:
             raise ValueError(f"range_end must be greater than range_start ({self.range_start}), got {self.range_end}")
         return self
@@ -61,12 +62,12 @@ class Grant(_Frozen):
     versions: Annotated[tuple[PinnedVersion, ...], Field(min_length=1)]
 
     @model_validator(mode="after")
-    def _disjoint(self) -> "Grant":
+    def _disjoint(self) -> Grant:
         ids = [v.dataset_version for v in self.versions]
         if len(set(ids)) != len(ids):
             raise ValueError(f"grant {self.relation}: a dataset version is listed twice")
         ordered = sorted(self.versions, key=lambda v: v.range_start)
-        for before, after in zip(ordered, ordered[1:]):
+        for before, after in itertools.pairwise(ordered):
             # Overlapping versions would count the same blocks twice.
             if after.range_start < before.range_end:
                 raise ValueError(
@@ -96,7 +97,7 @@ class Claims(_Frozen):
     attempt: Annotated[int, Field(ge=1)] | None = None
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Claims":
+    def _consistent(self) -> Claims:
         names = [g.relation for g in self.grants]
         if len(set(names)) != len(names):
             raise ValueError("two grants name the same relation")

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import jwt
 from pydantic import ValidationError
@@ -53,7 +54,7 @@ def _mint(
     extra: dict[str, Any],
 ) -> str:
     _check_ttl(ttl)
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     signing = store.signing_key()
     payload = {
         "iss": issuer,
@@ -120,8 +121,8 @@ def _claims(payload: dict[str, Any], *, kid: str) -> models.Claims:
             audience=payload["aud"],
             org_id=payload.get("org"),
             grants=payload.get("grants", []),
-            issued_at=dt.datetime.fromtimestamp(payload["iat"], dt.timezone.utc),
-            expires_at=dt.datetime.fromtimestamp(payload["exp"], dt.timezone.utc),
+            issued_at=dt.datetime.fromtimestamp(payload["iat"], dt.UTC),
+            expires_at=dt.datetime.fromtimestamp(payload["exp"], dt.UTC),
             key_id=kid,
             task_id=task.get("id") if isinstance(task, dict) else None,
             attempt=task.get("attempt") if isinstance(task, dict) else None,
