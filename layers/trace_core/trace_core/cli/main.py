@@ -7,11 +7,11 @@ import sys
 import typer
 
 from trace_core import errors
-from trace_core.cli import chainsync, stack, tasks, worker
+from trace_core.cli import chain, chainsync, stack, tasks, worker
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Trace Lite: the whole platform on one machine.")
 
-for module in (stack, chainsync, tasks, worker):
+for module in (stack, chainsync, tasks, worker, chain):
     module.register(app)
 
 
