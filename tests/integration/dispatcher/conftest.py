@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import psycopg
 import pytest
 from psycopg.rows import dict_row
-
 from trace_core.dispatcher import tasks
 from trace_core.queue import base
 

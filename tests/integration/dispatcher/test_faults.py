@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import threading
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import psycopg
 import pytest
+from trace_core.dispatcher import errors, models, outbox, reaper, tasks
 
 from tests.integration.dispatcher import conftest as helpers
-from trace_core.dispatcher import errors, models, outbox, reaper, tasks
 
 
 def _create(conn, **fields) -> models.Task:
@@ -111,8 +112,11 @@ def test_success_and_failure_racing_end_in_exactly_one_state(conn, connect):
         lease = tasks.claim(conn, task.task_id, worker_id="w")
         conns = [connect(), connect()]
         results = [models.Success(outputs={"ok": True}), models.Failure(error="x", retryable=False)]
-        done, failures = _race(2, lambda i: tasks.complete(
-            conns[i], task.task_id, attempt=1, lease_token=lease.lease_token, result=results[i]))
+        def report(i: int, conns=conns, task=task, lease=lease, results=results) -> models.Task:
+            return tasks.complete(conns[i], task.task_id, attempt=1, lease_token=lease.lease_token,
+                                  result=results[i])
+
+        done, failures = _race(2, report)
         # THEN one wins, the other is refused as stale, and the rows agree on one outcome
         assert len(done) == 1 and len(failures) == 1
         assert isinstance(failures[0], errors.StaleAttemptError)

@@ -14,11 +14,20 @@ import uuid
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, settings, strategies as st
-from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, multiple, rule, run_state_machine_as_test
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    multiple,
+    rule,
+    run_state_machine_as_test,
+)
+from trace_core.dispatcher import errors, models, outbox, reaper, tasks
 
 from tests.integration.dispatcher import conftest as helpers
-from trace_core.dispatcher import errors, models, outbox, reaper, tasks
 
 LEASE_SECONDS = 30
 

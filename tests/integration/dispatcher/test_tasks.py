@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from trace_core.dispatcher import errors, models, outbox, tasks
 
 from tests.integration.dispatcher import conftest as helpers
-from trace_core.dispatcher import errors, models, outbox, tasks
 
 
 def _create(conn, **fields) -> models.Task:

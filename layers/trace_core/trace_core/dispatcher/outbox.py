@@ -39,7 +39,7 @@ def drain(conn: psycopg.Connection[Any], driver: base.QueueDriver, *, batch_size
             ids = [item["outbox_id"] for item in items]
             try:
                 driver.publish(queue, [item["payload"] for item in items])
-            except Exception as exc:  # any driver failure: keep the rows, try again later
+            except Exception as exc:  # noqa: BLE001 - any driver failure: keep the rows, retry later
                 log.warning("outbox publish to %s failed for %d rows: %s", queue, len(ids), exc)
                 cur.execute(queries.get("outbox_failed"), {"ids": ids, "error": f"{type(exc).__name__}: {exc}"[:2000]})
                 continue

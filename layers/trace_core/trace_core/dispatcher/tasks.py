@@ -10,7 +10,8 @@ database's ``now()``. Rules live in :mod:`trace_core.dispatcher.lifecycle`.
 from __future__ import annotations
 
 import random
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 from uuid import UUID, uuid4
 
 import psycopg
@@ -38,10 +39,11 @@ def create(conn: psycopg.Connection[Any], request: models.CreateTask) -> models.
 def create_many(conn: psycopg.Connection[Any], requests: Sequence[models.CreateTask]) -> list[models.Task]:
     """Create several tasks in one statement (in order). A repeated key returns its existing task."""
     rows.check_int("requests", len(requests), 1, MAX_BATCH)
-    wanted = [
+    ids = [uuid4() for _ in requests]
+    wanted: list[dict[str, Any]] = [
         {
             "ord": i,
-            "task_id": str(uuid4()),
+            "task_id": str(ids[i]),
             "job_id": str(r.job_id) if r.job_id else None,
             "operator": r.operator,
             "payload": r.payload,
@@ -61,15 +63,15 @@ def create_many(conn: psycopg.Connection[Any], requests: Sequence[models.CreateT
             ) from exc
         by_id = {row["task_id"]: models.Task.from_row(row) for row in created}
         if len(by_id) == len(requests):
-            return [by_id[UUID(w["task_id"])] for w in wanted]
+            return [by_id[task_id] for task_id in ids]
         keys = [r.idempotency_key for r in requests if r.idempotency_key]
         existing = {
             row["idempotency_key"]: models.Task.from_row(row)
             for row in cur.execute(queries.get("tasks_by_idempotency_key"), {"keys": keys}).fetchall()
         }
         return [
-            by_id.get(UUID(w["task_id"])) or _same_task(request, existing.get(request.idempotency_key or ""))
-            for w, request in zip(wanted, requests)
+            by_id.get(task_id) or _same_task(request, existing.get(request.idempotency_key or ""))
+            for task_id, request in zip(ids, requests)
         ]
 
 
@@ -154,10 +156,11 @@ def heartbeat(
     Raises StaleAttemptError for another attempt or token, LeaseExpiredError once the lease ran out.
     """
     task_id = rows.check_uuid("task_id", task_id)
+    lease_token = rows.check_uuid("lease_token", lease_token)
     params = {
         "task_id": task_id,
         "attempt": rows.check_int("attempt", attempt, 1, 100),
-        "lease_token": rows.check_uuid("lease_token", lease_token),
+        "lease_token": lease_token,
         "lease_seconds": rows.check_lease_seconds(lease_seconds),
     }
     with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
@@ -167,7 +170,7 @@ def heartbeat(
         snap = rows.lock(cur, [task_id]).get(task_id)
         if snap is None:
             raise errors.TaskNotFoundError(task_id)
-        lifecycle.fence(snap, attempt, params["lease_token"])
+        lifecycle.fence(snap, attempt, lease_token)
         # The fence passed on re-read, so the row changed between the two statements: treat as lost.
         raise errors.StaleAttemptError(
             f"lease of attempt {attempt} changed concurrently", task_id=task_id, current_attempt=snap.task.attempt
@@ -220,9 +223,9 @@ def complete_many(
         final = [moved[o.task_id] if isinstance(o, lifecycle.Transition) else o for o in outcomes]
         if on_success is not None:
             for before, after in zip(outcomes, final):
-                if isinstance(before, lifecycle.Transition) and isinstance(after, models.Task):
-                    if after.status == "completed":
-                        on_success(conn, after, after.outputs or {})
+                applied = isinstance(before, lifecycle.Transition)  # not a repeat, not refused
+                if applied and isinstance(after, models.Task) and after.status == "completed":
+                    on_success(conn, after, after.outputs or {})
         return final
 
 

@@ -1,0 +1,65 @@
+"""What the dispatcher's Lambda handlers need, built once per process on first use (never at import).
+
+Tests (and the Lite host) pass their own with :func:`injected`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Iterator
+
+from psycopg_pool import ConnectionPool
+
+from trace_core import errors
+from trace_core import settings as settings_mod
+from trace_core.db import pool as pool_mod
+from trace_core.queue import base
+
+
+class Deps:
+    """Settings, the connection pool and (built lazily, for the drainer only) the queue driver."""
+
+    def __init__(
+        self, settings: settings_mod.Settings, pool: ConnectionPool, driver: base.QueueDriver | None = None
+    ) -> None:
+        self.settings = settings
+        self.pool = pool
+        self._driver = driver
+
+    @functools.cached_property
+    def driver(self) -> base.QueueDriver:
+        if self._driver is not None:
+            return self._driver
+        from trace_core.queue import factory  # only the drainer needs it: keep the API's cold start small
+
+        return factory.driver_for(self.settings)
+
+
+_override: Deps | None = None
+
+
+@functools.cache
+def _build() -> Deps:
+    settings = settings_mod.get()
+    if not settings.database_url:
+        raise errors.ConfigError(
+            "the dispatcher needs TRACE_DATABASE_URL (the state database)", variable="TRACE_DATABASE_URL"
+        )
+    return Deps(settings, pool_mod.get(settings.database_url, max_size=settings.db_pool_max))
+
+
+def get() -> Deps:
+    """The injected dependencies, or the process-wide ones built from settings on first call."""
+    return _override if _override is not None else _build()
+
+
+@contextlib.contextmanager
+def injected(deps: Deps) -> Iterator[Deps]:
+    """Use ``deps`` for every handler call inside the block."""
+    global _override
+    previous, _override = _override, deps
+    try:
+        yield deps
+    finally:
+        _override = previous
