@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-pytest_plugins = ["tests.fixtures.components"]
+pytest_plugins = ["tests.fixtures.components", "tests.fixtures.chain"]
 
 
 def _scrub() -> None:
