@@ -1,0 +1,44 @@
+"""Builds the Query Service's dependencies from settings, once per process (tests pass their own)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from trace_core import aws
+from trace_core.auth import keys
+from trace_core.db import pool as db_pool
+from trace_core.query.service import attempts, audit, cache, engine, grants, pipeline, results
+from trace_core.query.service import sandbox as sandbox_mod
+from trace_core.settings import Settings
+
+
+def cache_root(settings: Settings) -> Path:
+    return settings.home / "cache" / "datasets"
+
+
+def limits(settings: Settings) -> pipeline.Limits:
+    return pipeline.Limits(
+        timeout_s=settings.query_timeout_s, memory_mb=settings.query_memory_mb,
+        inline_max_bytes=settings.query_inline_max_bytes, max_rows=settings.query_max_rows,
+    )
+
+
+def build_service(settings: Settings, *, sandbox: sandbox_mod.Sandbox | None = None) -> pipeline.QueryService:
+    """A QueryService wired to Postgres, S3 and the key store named by ``settings`` (and the real sandbox)."""
+    if not settings.database_url:
+        from trace_core import errors
+
+        raise errors.ConfigError("the Query Service needs TRACE_DATABASE_URL", variable="TRACE_DATABASE_URL")
+    pool = db_pool.get(settings.database_url, max_size=settings.db_pool_max)
+    s3 = aws.client("s3", settings)
+    return pipeline.QueryService(
+        keys=keys.from_settings(settings),
+        issuer=settings.token_issuer,
+        sandbox=sandbox or engine.SandboxEngine.start(settings),
+        resolver=grants.Resolver(grants.PostgresVersions(pool),
+                                 cache.VerifiedCache(cache_root(settings), cache.S3Blobs(s3, settings.datasets_bucket))),
+        audit_log=audit.PostgresAuditLog(pool),
+        exporter=results.S3ResultsExporter(s3, settings.results_bucket),
+        attempts=attempts.PostgresTaskAttempts(pool),
+        limits=limits(settings),
+    )

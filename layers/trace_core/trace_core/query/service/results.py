@@ -1,0 +1,106 @@
+"""Shaping results: JSON rows, Arrow IPC streams, and Parquet exports to the results bucket."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import decimal
+import io
+import math
+import uuid
+from typing import Any, Protocol
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from trace_core.query.service import errors
+
+# Integers beyond this lose precision in JavaScript clients: they travel as strings.
+MAX_SAFE_INTEGER = 2**53 - 1
+LINK_TTL = dt.timedelta(hours=1)
+
+
+def json_value(value: Any) -> Any:
+    """One Arrow value as JSON: exact (no float rounding of decimals or big integers), binary as 0x-hex."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return value if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER else str(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, decimal.Decimal):
+        # HUGEINT sums arrive as decimal(38, 0): integral values follow the integer rule.
+        if value.is_finite() and value == value.to_integral_value():
+            return json_value(int(value))
+        return str(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return "0x" + bytes(value).hex()
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, dict):
+        return {str(k): json_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_value(v) for v in value]
+    return str(value)
+
+
+def json_rows(table: pa.Table) -> list[list[Any]]:
+    columns = [[json_value(v) for v in column.to_pylist()] for column in table.columns]
+    return [list(row) for row in zip(*columns)] if columns else []
+
+
+def columns(table: pa.Table) -> list[dict[str, str]]:
+    return [{"name": field.name, "type": str(field.type)} for field in table.schema]
+
+
+def arrow_ipc(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def export_key(org_id: uuid.UUID | None, query_id: uuid.UUID) -> str:
+    """``results/{org}/{query_id}.parquet`` (``system`` for tasks outside any org)."""
+    return f"results/{org_id or 'system'}/{query_id}.parquet"
+
+
+@dataclasses.dataclass(frozen=True)
+class Exported:
+    bucket: str
+    key: str
+    url: str
+    expires_at: dt.datetime
+    bytes: int
+
+
+class ResultsExporter(Protocol):
+    def export(self, table: pa.Table, *, org_id: uuid.UUID | None, query_id: uuid.UUID) -> Exported:
+        """Store ``table`` as Parquet and return a link to it."""
+
+
+class S3ResultsExporter:
+    """Parquet to the results bucket, linked by a presigned GET URL (AWS, moto server, LocalStack)."""
+
+    def __init__(self, s3_client: Any, bucket: str, *, link_ttl: dt.timedelta = LINK_TTL) -> None:
+        self._s3 = s3_client
+        self.bucket = bucket
+        self._ttl = link_ttl
+
+    def export(self, table: pa.Table, *, org_id: uuid.UUID | None, query_id: uuid.UUID) -> Exported:
+        key = export_key(org_id, query_id)
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer, compression="zstd")
+        size = buffer.tell()
+        buffer.seek(0)
+        try:
+            self._s3.upload_fileobj(buffer, self.bucket, key,
+                                    ExtraArgs={"ContentType": "application/vnd.apache.parquet"})
+            url = self._s3.generate_presigned_url(
+                "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=int(self._ttl.total_seconds())
+            )
+        except Exception as exc:  # boto3 upload and client errors
+            raise errors.ExportError(f"writing the result to s3://{self.bucket}/{key} failed: {exc}", key=key) from exc
+        return Exported(bucket=self.bucket, key=key, url=url, bytes=size,
+                        expires_at=dt.datetime.now(dt.UTC) + self._ttl)
