@@ -21,7 +21,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-from trace_core.queue import base, errors, sql
+from trace_core.queue import base, errors, listener, sql
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +70,7 @@ class PgQueueDriver:
         self._cond = threading.Condition()
         self._generation: dict[str, int] = {}
         self._closed = threading.Event()
-        self._listener: threading.Thread | None = None
-        self._listener_pid: int | None = None
-        self._listening = threading.Event()
+        self._listener: listener.Listener | None = None
 
     # ------------------------------------------------------------ QueueDriver
     def publish(self, queue: str, bodies: Sequence[dict[str, Any]]) -> None:
@@ -158,12 +156,12 @@ class PgQueueDriver:
     @property
     def listening(self) -> bool:
         """True while the LISTEN connection is up (notifications arrive)."""
-        return self._listening.is_set()
+        return self._listener is not None and self._listener.listening
 
     @property
     def listener_pid(self) -> int | None:
         """The listener's backend pid (tests terminate it to prove the fallback)."""
-        return self._listener_pid if self._listening.is_set() else None
+        return self._listener.backend_pid if self._listener is not None else None
 
     def close(self) -> None:
         """Stop the listener and, if the driver made its pool, close it. Waiting receives return []."""
@@ -171,7 +169,7 @@ class PgQueueDriver:
         with self._cond:
             self._cond.notify_all()
         if self._listener is not None:
-            self._listener.join(timeout=5)
+            self._listener.close()
         if self._owns_pool:
             self._pool.close()
 
@@ -224,11 +222,14 @@ class PgQueueDriver:
             self._cond.notify_all()
 
     def _ensure_listener(self) -> None:
-        if not self._listen or self._listener is not None or self._closed.is_set():
+        if not self._listen or self._closed.is_set():
             return
         with self._cond:
             if self._listener is None:
-                self._listener = threading.Thread(target=self._listen_loop, name="pgqueue-listener", daemon=True)
+                self._listener = listener.Listener(
+                    self._conninfo, CHANNEL, self._wake, application_name=LISTENER_APPLICATION,
+                    connect=self._listener_connection, max_backoff=max(self.poll_interval, 1.0),
+                )
                 self._listener.start()
 
     def _listener_connection(self) -> psycopg.Connection[Any]:
@@ -236,38 +237,6 @@ class PgQueueDriver:
         return psycopg.connect(
             self._conninfo, autocommit=True, application_name=LISTENER_APPLICATION, connect_timeout=5
         )
-
-    def _listen_loop(self) -> None:
-        backoff = 0.1
-        while not self._closed.is_set():
-            try:
-                with self._listener_connection() as conn:
-                    conn.execute(f"LISTEN {CHANNEL}")
-                    self._listener_pid = conn.info.backend_pid
-                    self._listening.set()
-                    backoff = 0.1
-                    self._wake(None)  # anything published while we were away: look now
-                    idle = 0.0
-                    while not self._closed.is_set():
-                        got = False
-                        for note in conn.notifies(timeout=0.5):
-                            got = True
-                            self._wake(note.payload or None)
-                        idle = 0.0 if got else idle + 0.5
-                        if idle >= 5.0:
-                            # A connection that died without a word (no RST) would
-                            # wait forever: probe it now and then.
-                            conn.execute("SELECT 1")
-                            idle = 0.0
-            except psycopg.Error as exc:
-                if not self._closed.is_set():
-                    log.warning("pgqueue: LISTEN connection lost (%s); polling every %.1fs until it is back",
-                                str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
-                                self.poll_interval)
-            finally:
-                self._listening.clear()
-            self._closed.wait(backoff)
-            backoff = min(backoff * 2, max(self.poll_interval, 1.0))
 
 
 def _col(row: Any, index: int, name: str) -> Any:
