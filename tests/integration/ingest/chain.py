@@ -78,6 +78,9 @@ def start_seeded(log_dir: Path, blocks: int) -> Iterator[Chain]:
 
 
 class _MonadProxy(http.server.BaseHTTPRequestHandler):
+    # Keep-alive, and no Nagle delay between the header and body writes (40 ms per call otherwise).
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
     upstream = ""
     max_log_blocks = 10
     seen: ClassVar[list[str]] = []
