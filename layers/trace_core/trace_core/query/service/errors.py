@@ -49,3 +49,7 @@ class QueryMemoryError(QueryServiceError):
 
 class QueryFailedError(QueryServiceError):
     """The engine could not run the gated SQL (binder, type or runtime error in the user's query)."""
+
+
+class QueryClientError(QueryServiceError):
+    """The Query Service answered an error (``status``, ``code``, ``query_id``), or could not be reached."""
