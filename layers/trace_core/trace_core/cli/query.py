@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import psycopg
 import pyarrow as pa
@@ -79,11 +79,12 @@ def _write(table: pa.Table, out: Path) -> None:
 
 
 def query(
-    sql: str = typer.Argument(..., help="One read-only SELECT over the synced datasets (blocks, logs, ...)."),
-    format: str = typer.Option("table", "--format", "-f", help="table or json (ignored with --out)."),
-    out: Path | None = typer.Option(None, "--out", "-o", help="Write the result to a .parquet or .csv file."),
-    max_rows: int | None = typer.Option(None, "--max-rows", min=1, help="Cap on rows returned."),
-    dataset: list[str] | None = typer.Option(None, "--dataset", help="Grant only these datasets."),
+    sql: Annotated[str, typer.Argument(help="One read-only SELECT over the synced datasets (blocks, logs, ...).")],
+    format: Annotated[str, typer.Option("--format", "-f", help="table or json (ignored with --out).")] = "table",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the result to a .parquet or .csv file.")
+                   ] = None,
+    max_rows: Annotated[int | None, typer.Option("--max-rows", min=1, help="Cap on rows returned.")] = None,
+    dataset: Annotated[list[str] | None, typer.Option("--dataset", help="Grant only these datasets.")] = None,
 ) -> None:
     """Ask the Query Service a question about the synced data."""
     if format not in ("table", "json"):
@@ -125,8 +126,8 @@ def _cell(value: Any) -> str:
 
 @token_app.command("mint")
 def mint(
-    ttl: int = typer.Option(3600, "--ttl", min=1, max=86400, help="Lifetime in seconds (at most a day)."),
-    dataset: list[str] | None = typer.Option(None, "--dataset", help="Grant only these datasets."),
+    ttl: Annotated[int, typer.Option("--ttl", min=1, max=86400, help="Lifetime in seconds (at most a day).")] = 3600,
+    dataset: Annotated[list[str] | None, typer.Option("--dataset", help="Grant only these datasets.")] = None,
 ) -> None:
     """Print a Bearer token for POST /v1/query granting the Lite org every visible dataset version."""
     print(_lite_token(dataset, dt.timedelta(seconds=ttl)))

@@ -8,7 +8,7 @@ service's status, code and query id.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Self
 
 import httpx
 import pyarrow as pa
@@ -33,7 +33,7 @@ class QueryClient:
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> QueryClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *_: object) -> None:
