@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from trace_core.auth import keys, tokens
 from trace_core.dispatcher import models as task_models
 from trace_core.dispatcher import tasks
-from trace_core.query.service import app, deps, sandbox
+from trace_core.query.service import app, deps, sandbox, wire
 
 from tests.integration.query_service import helpers
 
@@ -72,6 +72,7 @@ def test_count_over_a_multi_range_dataset_is_exact_and_audited(client, qs_settin
     assert body["rows"] == [[300, sum(1000 * n for n in range(300))]]
     assert [c["name"] for c in body["columns"]] == ["n", "gas"]
     assert body["truncated"] is False and body["export"] is None
+    wire.QueryResponse.model_validate(body)  # the body is what the OpenAPI document promises
     # AND one audit row records who, what, which versions and the cost
     row = helpers.audit_row(conn, body["query_id"])
     assert (row["decision"], row["status_code"], row["principal"]) == ("allowed", 200, "user:ada@example.com")
