@@ -1,0 +1,246 @@
+"""Fargate: the Query Service and the Cryo/platform workers.
+
+- ``query``: ``python -m trace_core.query.service`` in the isolated subnets
+  (no internet), behind an internal Application Load Balancer that only the
+  HTTP API's VPC link may reach. Reads datasets (never the staging prefix),
+  writes exported results.
+- ``worker``: ``python -m trace_core.cli worker`` on the task queue, in the
+  egress subnets with the RPC egress group (the Cryo ingest reaches the chain's
+  JSON-RPC provider). Reads and writes datasets and scratch.
+- ``delivery``: the same image on the delivery queue, with the delivery egress
+  group (webhooks). No bucket access.
+
+Images build from ``services/<name>/Dockerfile`` at deploy time (``cdk deploy``
+needs Docker then), or come prebuilt from the stage's ``images`` setting.
+Secrets reach containers only through ECS secrets (``PGPASSWORD``,
+``TRACE_RPC_URL``), never as plain environment values.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import ArnFormat, Duration, IgnoreMode, Stack
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecr_assets as ecr_assets
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from trace_cdk import access, config, environment, log_groups, nag, names, network
+from trace_cdk import data as data_mod
+from trace_cdk import queues as queues_mod
+
+# Only what an image build needs is sent to Docker (and hashed at synth): not .venv, node_modules, ...
+IMAGE_CONTEXT = ["*", "!pyproject.toml", "!README.md", "!layers/", "!layers/trace_core/", "!layers/trace_core/trace_core/**",
+                 "**/__pycache__", "!services/", "!services/**"]
+LB_PORT = 80
+
+
+def token_keys_secret_name(stage: config.StageConfig) -> str:
+    """The secret trace_core.auth.keys creates on first mint (TRACE_TOKEN_KEYS_SECRET)."""
+    return f"{names.PROJECT}/{stage.stage}/token-signing-keys"
+
+
+class Services(Construct):
+    """The ECS cluster, the three services, and the Query Service's internal load balancer."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        stage: config.StageConfig,
+        assets: config.Assets,
+        net: network.Network,
+        data: data_mod.Data,
+        queues: queues_mod.Queues,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self._stage = stage
+        self._net = net
+        self._data = data
+        self.cluster = ecs.Cluster(
+            self, "Cluster", vpc=net.vpc, container_insights_v2=ecs.ContainerInsights.ENABLED
+        )
+        self._images = {name: self._image(name, assets) for name in (names.QUERY, names.WORKER)}
+        self._token_keys_arn = Stack.of(self).format_arn(
+            service="secretsmanager",
+            resource="secret",
+            resource_name=f"{token_keys_secret_name(stage)}-??????",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        self.query = self._query_service()
+        self.worker = self._worker_service(names.WORKER, stage.worker, queues, names.TASK_QUEUE, net.rpc_egress_sg)
+        self.delivery = self._worker_service(
+            names.DELIVERY, stage.delivery, queues, names.DELIVERY_QUEUE, net.delivery_egress_sg
+        )
+        access.read_write(self.worker.task_definition.task_role, data.datasets, delete=True)
+        access.read_write(self.worker.task_definition.task_role, data.scratch, delete=True)
+
+    @property
+    def services(self) -> dict[str, ecs.FargateService]:
+        return {names.QUERY: self.query, names.WORKER: self.worker, names.DELIVERY: self.delivery}
+
+    # ------------------------------------------------------------ building blocks
+
+    def _image(self, name: str, assets: config.Assets) -> ecs.ContainerImage:
+        prebuilt = self._stage.images.get(name)  # type: ignore[call-overload]
+        if prebuilt:
+            return ecs.ContainerImage.from_registry(prebuilt)
+        # An asset only records the build context's hash at synth; Docker runs at deploy.
+        return ecs.ContainerImage.from_asset(
+            str(assets.repo_root),
+            file=f"services/{name}/Dockerfile",
+            exclude=IMAGE_CONTEXT,
+            ignore_mode=IgnoreMode.DOCKER,
+            platform=ecr_assets.Platform.LINUX_AMD64,
+        )
+
+    def _task_definition(
+        self, name: str, size: config.ServiceSize, image: ecs.ContainerImage, *, command: list[str],
+        env: dict[str, str], secrets: dict[str, ecs.Secret], port: int | None = None,
+    ) -> ecs.FargateTaskDefinition:
+        construct_name = name.title()
+        task = ecs.FargateTaskDefinition(
+            self,
+            f"{construct_name}Task",
+            cpu=size.cpu,
+            memory_limit_mib=size.memory_mib,
+            runtime_platform=ecs.RuntimePlatform(
+                cpu_architecture=ecs.CpuArchitecture.X86_64, operating_system_family=ecs.OperatingSystemFamily.LINUX
+            ),
+        )
+        task.add_container(
+            construct_name,
+            image=image,
+            command=command,
+            environment=env,
+            secrets=secrets,
+            logging=ecs.LogDrivers.aws_logs(
+                stream_prefix=name, log_group=log_groups.log_group(self, f"{construct_name}Logs", self._stage)
+            ),
+            port_mappings=[ecs.PortMapping(container_port=port)] if port else None,
+            stop_timeout=Duration.seconds(30),
+        )
+        nag.acknowledge(
+            task,
+            "AwsSolutions-ECS2",
+            "The plain environment holds non-secret configuration only; secrets come through ECS secrets.",
+        )
+        return task
+
+    def _env(self, name: str, *, task_queue: str = names.TASK_QUEUE) -> dict[str, str]:
+        return environment.platform(
+            self._stage,
+            component=name,
+            database=self._data.database,
+            database_secret_arn=self._data.database_secret.secret_arn,
+            buckets={key: bucket.bucket_name for key, bucket in self._data.buckets.items()},
+            task_queue=task_queue,
+        ) | {"TRACE_TOKEN_KEYS": "secretsmanager", "TRACE_TOKEN_KEYS_SECRET": token_keys_secret_name(self._stage)}
+
+    def _database_secret(self) -> dict[str, ecs.Secret]:
+        return {"PGPASSWORD": ecs.Secret.from_secrets_manager(self._data.database_secret, "password")}
+
+    def _token_keys(self, role: iam.IRole, *, create: bool) -> None:
+        actions = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=actions + (["secretsmanager:CreateSecret"] if create else []),
+                resources=[self._token_keys_arn],
+            )
+        )
+
+    # ------------------------------------------------------------ services
+
+    def _query_service(self) -> ecs.FargateService:
+        size = self._stage.query
+        env = self._env(names.QUERY) | {
+            "TRACE_QUERY_PORT": str(size.port),
+            # DuckDB gets three quarters of the task's memory; the rest is Python, Arrow and the OS.
+            "TRACE_QUERY_MEMORY_MB": str(size.memory_mib * 3 // 4),
+        }
+        task = self._task_definition(
+            names.QUERY, size, self._images[names.QUERY], command=names.QUERY_COMMAND, env=env,
+            secrets=self._database_secret(), port=size.port,
+        )
+        service = ecs.FargateService(
+            self,
+            "Query",
+            cluster=self.cluster,
+            task_definition=task,
+            desired_count=size.desired_count,
+            vpc_subnets=self._net.isolated,
+            security_groups=[self._net.query_sg],
+            assign_public_ip=False,
+            circuit_breaker=ecs.DeploymentCircuitBreaker(rollback=True),
+            min_healthy_percent=100,
+            max_healthy_percent=200,
+        )
+        role = task.task_role
+        access.read(role, self._data.datasets)
+        # The Query Service never reads staged (uncommitted) objects: invariant 5, enforced by IAM too.
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                effect=iam.Effect.DENY,
+                actions=["s3:GetObject"],
+                resources=[self._data.datasets.arn_for_objects(f"{self._data.staging_prefix}*")],
+            )
+        )
+        access.read_write(role, self._data.results)
+        self._token_keys(role, create=False)
+
+        self.lb_sg = network.closed_group(
+            self, "QueryLbSg", vpc=self._net.vpc,
+            description="Query Service load balancer: from the HTTP API VPC link, to the Query Service only",
+        )
+        self.load_balancer = elbv2.ApplicationLoadBalancer(
+            self,
+            "QueryLb",
+            vpc=self._net.vpc,
+            internet_facing=False,
+            vpc_subnets=self._net.isolated,
+            security_group=self.lb_sg,
+            drop_invalid_header_fields=True,
+        )
+        self.load_balancer.log_access_logs(self._data.access_logs, prefix="query-lb")
+        self.listener = self.load_balancer.add_listener("Http", port=LB_PORT, protocol=elbv2.ApplicationProtocol.HTTP, open=False)
+        self.listener.add_targets(
+            "Query",
+            port=size.port,
+            protocol=elbv2.ApplicationProtocol.HTTP,
+            targets=[service],
+            health_check=elbv2.HealthCheck(path=size.health_check_path, healthy_http_codes="200"),
+            deregistration_delay=Duration.seconds(30),
+        )
+        return service
+
+    def _worker_service(
+        self, name: str, size: config.ServiceSize, queues: queues_mod.Queues, queue_name: str,
+        group: ec2.ISecurityGroup,
+    ) -> ecs.FargateService:
+        """A worker on one queue; the RPC worker (the one with RPC egress) also gets the RPC URL and mints tokens."""
+        rpc = group is self._net.rpc_egress_sg
+        queue = queues[queue_name]
+        secrets = self._database_secret()
+        if rpc:
+            secrets["TRACE_RPC_URL"] = ecs.Secret.from_secrets_manager(self._data.rpc_url)
+        task = self._task_definition(
+            name, size, self._images[names.WORKER], command=names.WORKER_COMMAND,
+            env=self._env(name, task_queue=queue_name), secrets=secrets,
+        )
+        queue.grant_consume_messages(task.task_role)
+        self._token_keys(task.task_role, create=rpc)
+        return ecs.FargateService(
+            self,
+            name.title(),
+            cluster=self.cluster,
+            task_definition=task,
+            desired_count=size.desired_count,
+            vpc_subnets=self._net.egress,
+            security_groups=[group],
+            assign_public_ip=False,
+            circuit_breaker=ecs.DeploymentCircuitBreaker(rollback=True),
+            min_healthy_percent=100,
+            max_healthy_percent=200,
+        )
