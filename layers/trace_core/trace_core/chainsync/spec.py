@@ -27,6 +27,7 @@ SUPPORTED_DATASETS = (
     "geth_calls",
     "native_transfers",
     "erc20_transfers",
+    "staking_events",  # decoded from logs by the ingest operator (trace_core/ingest/derived.py)
 )
 
 Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]

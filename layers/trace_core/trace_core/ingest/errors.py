@@ -39,3 +39,9 @@ class CryoUnavailableError(IngestError):
     """The ``cryo`` package cannot be imported on this platform."""
 
     retryable = False
+
+
+class DerivationError(IngestError):
+    """A derived dataset could not be computed from its source (``dataset``; e.g. a log that does not decode)."""
+
+    retryable = False

@@ -30,7 +30,7 @@ import pyarrow.parquet as pq  # type: ignore[import-untyped]
 from trace_core.chain import errors as chain_errors
 from trace_core.chain import rpc
 from trace_core.datasets import commit, models, naming, objectstore
-from trace_core.ingest import errors
+from trace_core.ingest import derived, errors
 from trace_core.ingest import request as request_mod
 
 logger = logging.getLogger(__name__)
@@ -202,7 +202,7 @@ def extract(
             task_id=task_id, attempt=attempt, chain_id=request.chain_id, dataset_key=request.key_for(d),
             cryo_dataset=d, range_start=request.range_start, range_end=request.range_end,
             config_hash=request.effective_config_hash, extract=request.extract.model_dump(),
-            cryo_version=cryo.version, first_parent_hash=_hex(first["parentHash"]),
+            cryo_version=derived.provenance(d, cryo.version), first_parent_hash=_hex(first["parentHash"]),
             last_block_hash=_hex(last["hash"]), files=tuple(files[d]),
         )
         for d in request.datasets
@@ -221,10 +221,13 @@ def _run_subranges(
         for start, end in request_mod.subranges(request.range_start, request.range_end, request.extract.chunk_blocks):
             out_dir = base / f"{start}_{end}"
             try:
-                cryo.freeze(request.datasets, start, end, out_dir, rpc_url=rpc_url, request=request)
+                cryo.freeze(derived.cryo_datasets(request.datasets), start, end, out_dir, rpc_url=rpc_url,
+                            request=request)
             except errors.ExtractError:
                 _diagnose(request, chain, start, rpc_url)
                 raise
+            derived.derive(request.datasets, out_dir, network=request.network_name, start=start, end=end,
+                           compression=request.extract.compression)
             found = _expected_files(request, out_dir, start, end)
             _check_hashes(found.get("blocks"), expect)
             if pending is not None:

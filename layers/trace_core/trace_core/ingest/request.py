@@ -36,6 +36,7 @@ DATASETS: dict[str, bool] = {
     "geth_calls": False,  # debug_traceBlockByNumber (callTracer): the Monad way
     "native_transfers": True,  # trace_block
     "erc20_transfers": False,  # eth_getLogs
+    "staking_events": False,  # derived from logs (ingest/derived.py)
 }
 
 BlockNumber = Annotated[int, Field(ge=0, le=2**53)]
