@@ -179,7 +179,7 @@ class _Planner:
             if native[sender] < cost:
                 raise AssertionError(f"planner bug: {sender} cannot pay {cost} for {kind}")
             native[sender] -= cost
-        if to is not None and to in native and kind in ("native", "fund"):
+        if to is not None and to in native and kind == "native":
             native[to] += value
         self.ledger.transactions += 1
         return Tx(kind, sender, self.ledger.next_nonce(sender), to, value, data, gas)
@@ -393,10 +393,11 @@ class _Planner:
 
 
 class Plan:
-    """The blocks of a seeded chain, planned lazily; ``ledger`` is the model state after the blocks so far."""
+    """The blocks of a seeded chain, planned lazily (iterate once); ``ledger`` is the state after the blocks so far."""
 
     def __init__(self, params: Params, accounts: Accounts, token_bytecode: str) -> None:
         self._planner = _Planner(params, accounts, token_bytecode)
+        self._started = False
         self.params = params
         self.accounts = accounts
         self.token_address = self._planner.token
@@ -407,6 +408,9 @@ class Plan:
         return self._planner.ledger
 
     def blocks(self) -> Iterator[BlockPlan]:
+        if self._started:
+            raise RuntimeError("a Plan's blocks can be iterated once: make a new plan() to start over")
+        self._started = True
         return self._planner.blocks()
 
 

@@ -68,7 +68,8 @@ def start_seeded(
             if state is None:
                 raise errors.ChainError(f"building {cache_key} left no cache entry in {cache_dir}")
         recorded = cache.read_info(cache_dir, cache_key)
-        assert recorded is not None  # state_file() checked it
+        if recorded is None:
+            raise errors.ChainError(f"cache entry {cache_key} in {cache_dir} has no readable {cache.INFO_FILE}")
         port = port or procs.free_port()
         proc = anvil.start(
             port,
@@ -106,9 +107,13 @@ def _build(seed: int, blocks: int, cache_dir: Path, cache_key: str, log_dir: Pat
     )
     try:
         built = seeder.seed(anvil.url(port), seed=seed, blocks=blocks)
-    finally:
-        procs.stop(proc.pid)  # SIGTERM: anvil writes --dump-state as it exits
+    except BaseException:
+        procs.stop(proc.pid)
         proc.wait(timeout=30)
+        dump.unlink(missing_ok=True)
+        raise
+    procs.stop(proc.pid)  # SIGTERM: anvil writes --dump-state as it exits
+    proc.wait(timeout=30)
     if built.cache_key != cache_key:
         raise errors.ChainError(f"built chain has cache key {built.cache_key}, expected {cache_key}")
     if not dump.exists() or dump.stat().st_size == 0:

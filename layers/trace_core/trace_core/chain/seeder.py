@@ -13,6 +13,7 @@ receipt successful; otherwise SeedError names the block and transaction.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,7 @@ def seed(
         head = rpc.to_int(client.call("eth_blockNumber"))
         if head != 0:
             return _already_seeded(client, rpc_url, head, cache_dir, cache_key)
-        accounts = _accounts(client)
+        accounts = _accounts(client, params)
         plan = activity.plan(params, accounts, artifacts.contract("TraceToken").bytecode)
         mined = _mine(client, chain_id, plan, progress)
         chain = _describe(client, rpc_url, chain_id, plan, genesis["hash"], mined, cache_key)
@@ -87,7 +88,7 @@ def _already_seeded(
     )
 
 
-def _accounts(client: rpc.RpcClient) -> activity.Accounts:
+def _accounts(client: rpc.RpcClient, params: activity.Params) -> activity.Accounts:
     dev = [address.lower() for address in client.call("eth_accounts")]
     if len(dev) < DEV_ACCOUNTS:
         raise errors.SeedError(
@@ -106,8 +107,8 @@ def _accounts(client: rpc.RpcClient) -> activity.Accounts:
         deployer=dev[0],
         rewarder=dev[1],
         funders=tuple(dev[2:]),
-        pool=activity.pool_addresses(activity.Params.model_fields["pool_size"].default),
-        validators=activity.validator_addresses(activity.Params.model_fields["validators"].default),
+        pool=activity.pool_addresses(params.pool_size),
+        validators=activity.validator_addresses(params.validators),
     )
 
 
@@ -161,8 +162,10 @@ def _mine(
         if previous is not None:
             _verify(previous[0], previous[1], *client.batch(_check_calls(previous[0].number)))
     finally:
-        client.call("anvil_autoImpersonateAccount", [False])
-        client.call("evm_setAutomine", [automine])
+        # Best effort: if the node died, the error that got us here is the one to report.
+        with contextlib.suppress(errors.RpcError):
+            client.call("anvil_autoImpersonateAccount", [False])
+            client.call("evm_setAutomine", [automine])
     return mined
 
 
@@ -173,22 +176,28 @@ def _check_calls(number: int) -> list[tuple[str, rpc.Params]]:
     ]
 
 
+_PARTIAL = "the node now holds a partial chain: restart it and seed again"
+
+
 def _verify(planned: activity.BlockPlan, hashes: list[str], block: Any, receipts: Any) -> None:
     if block is None:
-        raise errors.SeedError(f"block {planned.number} was not mined")
+        raise errors.SeedError(f"block {planned.number} was not mined", fix=_PARTIAL)
     if block["transactions"] != hashes:
         raise errors.SeedError(
             f"block {planned.number} holds {len(block['transactions'])} transactions in a different set or "
             f"order than the {len(hashes)} sent: the chain would not be deterministic",
-            fix="start anvil with its default transaction ordering (--order fees)",
+            fix="start anvil with its default transaction ordering (--order fees); " + _PARTIAL,
         )
     if rpc.to_int(block["timestamp"]) != planned.timestamp:
-        raise errors.SeedError(f"block {planned.number} has timestamp {block['timestamp']}, expected {planned.timestamp}")
+        raise errors.SeedError(
+            f"block {planned.number} has timestamp {block['timestamp']}, expected {planned.timestamp}", fix=_PARTIAL
+        )
     for tx, receipt in zip(planned.txs, receipts or []):
         if receipt is None or receipt.get("status") != "0x1":
             raise errors.SeedError(
                 f"block {planned.number}: {tx.kind} from {tx.sender} (nonce {tx.nonce}) failed "
                 f"(tx {receipt and receipt.get('transactionHash')}, gas used {receipt and receipt.get('gasUsed')})",
+                fix=_PARTIAL,
             )
 
 
