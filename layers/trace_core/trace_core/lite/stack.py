@@ -19,6 +19,7 @@ import psycopg
 from trace_core import errors
 from trace_core.db import migrate
 from trace_core.lite import anvil, moto, postgres, procs, provision, state
+from trace_core.query.service import lite as query_lite
 from trace_core.settings import Settings
 
 
@@ -121,10 +122,17 @@ def _anvil_healthy(record: state.ComponentRecord) -> bool:
         return False
 
 
+# ---------------------------------------------------------------- query service
+def _start_query(settings: Settings, current: state.StackState) -> state.ComponentRecord:
+    # Needs the stack's database and AWS endpoint: started after postgres (migrated) and moto.
+    return query_lite.start(settings_for(settings, current))
+
+
 COMPONENTS: list[Component] = [
     Component("postgres", _start_postgres, _postgres_healthy, _stop_postgres),
     Component("moto", _start_moto, _moto_healthy, _stop_pid),
     Component("anvil", _start_anvil, _anvil_healthy, _stop_pid),
+    Component("query", _start_query, query_lite.healthy, _stop_pid),
 ]
 
 

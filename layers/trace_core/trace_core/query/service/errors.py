@@ -53,3 +53,7 @@ class QueryFailedError(QueryServiceError):
 
 class QueryClientError(QueryServiceError):
     """The Query Service answered an error (``status``, ``code``, ``query_id``), or could not be reached."""
+
+
+class SandboxUnavailableError(QueryServiceError):
+    """The query sandbox (``trace_core.query``) cannot be loaded in this installation (``reason``)."""

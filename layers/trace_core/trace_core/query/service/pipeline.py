@@ -98,7 +98,9 @@ class QueryService:
             if isinstance(exc, trace_errors.TraceError):
                 exc.details.setdefault("query_id", str(record.query_id))
             if status.http >= 500:
-                logger.error("query %s failed: %s", record.query_id, exc, exc_info=exc)
+                # A traceback only for the unexpected; known outages are one line.
+                logger.error("query %s failed: %s", record.query_id, exc,
+                             exc_info=exc if status.code == "internal" else None)
             if isinstance(exc, Exception) and not isinstance(exc, trace_errors.TraceError):
                 # A bug, not a verdict: the client gets "internal" and the query id, the log gets the rest.
                 raise errors.QueryServiceError("internal error", query_id=str(record.query_id)) from exc

@@ -13,6 +13,7 @@
 | export to the results bucket failed      | 502    | ``export_failed``         | error    |
 | granted data does not match registry     | 500    | ``dataset_integrity``     | error    |
 | signing keys cannot be read              | 503    | ``key_store_unavailable`` | error    |
+| the sandbox cannot be loaded             | 503    | ``sandbox_unavailable``   | error    |
 | anything else                            | 500    | ``internal``              | error    |
 """
 
@@ -59,4 +60,6 @@ def classify(exc: BaseException) -> Status:
         return Status(500, "dataset_integrity", "error")
     if isinstance(exc, auth_errors.KeyStoreError):
         return Status(503, "key_store_unavailable", "error")
+    if isinstance(exc, errors.SandboxUnavailableError):
+        return Status(503, "sandbox_unavailable", "error")
     return Status(500, "internal", "error")

@@ -1,0 +1,230 @@
+"""Benchmark: the Query Service over HTTP against plain DuckDB on the same Parquet files.
+
+    .venv/bin/python -m bench.query_service [--rows 10000000] [--versions 10] [--clients 20]
+                                            [--duration 60] [--json out.json]
+
+Starts embedded Postgres and moto_server on 127.0.0.1, commits ``--rows`` rows of
+a transactions-like dataset as ``--versions`` dataset versions (real commit
+protocol), starts ``python -m trace_core.query.service`` as a child process
+(the real gate and engine), mints a user token granting the dataset, and
+measures, each against plain DuckDB (``read_parquet`` over the verified cache
+files, in this process):
+
+1. ``group_by``: ``from_address, count(*), sum(value)`` over every row; median
+   of ``--repeat`` runs after one warm-up. Target: service within 1.2x.
+2. ``trivial``: ``select 1 ... limit 1`` sequentially ``--trivial`` times with
+   warm attach; p50/p95 of the round trip (token check, gate, attach, execute,
+   audit, HTTP). Target: p50 < 30 ms.
+3. ``concurrent``: ``--clients`` threads for ``--duration`` seconds, each
+   alternating the trivial query and a small aggregate. Target: zero errors.
+
+Exit code 1 if any target is missed. Everything it starts it stops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import httpx
+import numpy as np
+import psycopg
+import pyarrow as pa
+import pyarrow.parquet as pq
+from psycopg.rows import dict_row
+from trace_core import aws
+from trace_core import settings as settings_mod
+from trace_core.auth import grants as auth_grants
+from trace_core.auth import keys, tokens
+from trace_core.datasets import commit, models, naming, objectstore
+from trace_core.db import migrate
+from trace_core.dispatcher import models as task_models
+from trace_core.dispatcher import tasks
+from trace_core.lite import moto, postgres, procs, provision
+from trace_core.query.service import deps
+from trace_core.query.service import lite as query_lite
+
+GROUP_BY = "select from_address, count(*) as n, sum(value) as total from transactions group by 1"
+TRIVIAL = "select 1 as one from transactions limit 1"
+SMALL = "select count(*) from transactions where block_number < 1000"
+
+
+def _transactions(start_block: int, rows: int, seed: int) -> pa.Table:
+    rng = np.random.default_rng(seed)
+    pool = [i.to_bytes(20, "big") for i in range(1, 1001)]
+    blocks = start_block + np.arange(rows) // 100
+    return pa.table({
+        "block_number": pa.array(blocks.astype(np.uint32)),
+        "transaction_index": pa.array((np.arange(rows) % 100).astype(np.uint32)),
+        "from_address": pa.array([pool[i] for i in rng.integers(0, 1000, rows)], pa.binary()),
+        "value": pa.array(rng.integers(0, 10**12, rows, dtype=np.uint64)),
+        "gas_used": pa.array(rng.integers(21_000, 500_000, rows, dtype=np.uint64)),
+    })
+
+
+def publish(settings: settings_mod.Settings, work: Path, rows: int, versions: int) -> list[models.DatasetVersion]:
+    """Commit ``rows`` rows as ``versions`` versions of ``bench/transactions`` (one file each)."""
+    store = objectstore.S3ObjectStore(aws.client("s3", settings), settings.datasets_bucket)
+    per = rows // versions
+    out = []
+    with psycopg.connect(settings.database_url or "", autocommit=True, row_factory=dict_row) as conn:
+        for index in range(versions):
+            lo, hi = index * (per // 100), (index + 1) * (per // 100)
+            path = work / naming.cryo_file_name("bench", "transactions", lo, hi)
+            pq.write_table(_transactions(lo, per, index), path, row_group_size=1_000_000)
+            task = tasks.create(conn, task_models.CreateTask(operator="bench", payload={}))
+            lease = tasks.claim(conn, task.task_id, worker_id="bench", lease_seconds=600)
+            staged_file = commit.stage_file(store, path, task_id=task.task_id, attempt=lease.attempt,
+                                            cryo_dataset="transactions", range_start=lo, range_end=hi)
+            staged = models.StagedVersion(
+                task_id=task.task_id, attempt=lease.attempt, chain_id=10143, dataset_key="bench/transactions",
+                cryo_dataset="transactions", range_start=lo, range_end=hi, config_hash="be0c4be0c4",
+                extract={}, cryo_version="bench", files=(staged_file,))
+            with conn.transaction():
+                out.append(commit.commit(conn, store, staged, task_id=task.task_id, attempt=lease.attempt))
+            path.unlink()
+    return out
+
+
+def _post(client: httpx.Client, sql: str) -> dict[str, Any]:
+    response = client.post("/v1/query", json={"sql": sql})
+    if response.status_code != 200:
+        raise RuntimeError(f"{response.status_code}: {response.text[:300]}")
+    return response.json()
+
+
+def _timed(fn: Any, repeat: int) -> list[float]:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="trace-bench-qs-") as tmp:
+        work = Path(tmp)
+        pg_dir, pg_port, moto_port = work / "pg", procs.free_port(), procs.free_port()
+        postgres.start(pg_dir, pg_port, fast=True)
+        moto_proc = None
+        service = None
+        try:
+            moto_proc = moto.start(moto_port, work / "moto.log")
+            settings = settings_mod.load({}, home=work / "home", database_url=postgres.url(pg_port),
+                                         aws_endpoint_url=moto.url(moto_port), query_timeout_s=120.0,
+                                         query_inline_max_bytes=64 * 1024 * 1024)
+            migrate.apply(settings.database_url or "")
+            provision.provision(settings)
+            started = time.perf_counter()
+            versions = publish(settings, work, args.rows, args.versions)
+            print(f"published {args.rows} rows as {len(versions)} versions in {time.perf_counter() - started:.1f}s")
+            grant = auth_grants.build([
+                {"dataset_key": v.dataset_key, "dataset_uuid": v.dataset_uuid, "dataset_version": v.dataset_version,
+                 "storage_prefix": v.storage_prefix, "range_start": v.range_start, "range_end": v.range_end}
+                for v in versions])
+            token = tokens.mint_user_token(keys.from_settings(settings), issuer=settings.token_issuer,
+                                           org_id=uuid.uuid4(), subject="bench", grants=grant,
+                                           ttl=tokens.MAX_TTL)
+            service = query_lite.start(settings)
+            results: dict[str, Any] = {"rows": args.rows, "versions": args.versions}
+            with httpx.Client(base_url=service.url, timeout=300,
+                              headers={"Authorization": f"Bearer {token}"}) as client:
+                started = time.perf_counter()
+                _post(client, GROUP_BY)  # cold: downloads and verifies every version
+                results["cold_attach_s"] = round(time.perf_counter() - started, 2)
+                files = sorted(str(p) for p in (deps.cache_root(settings)).rglob("*.parquet"))
+                plain = duckdb.connect()
+                relation = f"read_parquet({files!r})"
+                service_times = _timed(lambda: _post(client, GROUP_BY), args.repeat)
+                plain_times = _timed(lambda: plain.sql(GROUP_BY.replace("transactions", relation)).to_arrow_table(),
+                                     args.repeat)
+                check = plain.execute(f"select count(*) from {relation}").fetchone()
+                assert check is not None and check[0] == args.rows - args.rows % args.versions
+                results["group_by"] = {
+                    "service_median_s": round(statistics.median(service_times), 4),
+                    "duckdb_median_s": round(statistics.median(plain_times), 4),
+                    "ratio": round(statistics.median(service_times) / statistics.median(plain_times), 3),
+                }
+                trivial = _timed(lambda: _post(client, TRIVIAL), args.trivial)
+                plain_trivial = _timed(lambda: plain.execute(TRIVIAL.replace("transactions", relation)).fetchall(),
+                                       args.trivial)
+                results["trivial"] = {
+                    "p50_ms": round(1000 * statistics.median(trivial), 2),
+                    "p95_ms": round(1000 * statistics.quantiles(trivial, n=20)[18], 2),
+                    "duckdb_p50_ms": round(1000 * statistics.median(plain_trivial), 2),
+                }
+            results["concurrent"] = _concurrent(service.url, token, args.clients, args.duration)
+        finally:
+            if service is not None and service.pid:
+                procs.stop(service.pid)
+            if moto_proc is not None:
+                procs.stop(moto_proc.pid)
+            postgres.destroy(pg_dir)
+    results["targets"] = {
+        "group_by_within_1.2x": results["group_by"]["ratio"] <= 1.2,
+        "trivial_p50_under_30ms": results["trivial"]["p50_ms"] < 30,
+        "concurrent_zero_errors": results["concurrent"]["errors"] == 0,
+    }
+    return results
+
+
+def _concurrent(url: str, token: str, clients: int, duration: float) -> dict[str, Any]:
+    counts = {"ok": 0, "errors": 0}
+    first_errors: list[str] = []
+    lock = threading.Lock()
+    deadline = time.monotonic() + duration
+
+    def worker() -> None:
+        with httpx.Client(base_url=url, timeout=60, headers={"Authorization": f"Bearer {token}"}) as client:
+            n = 0
+            while time.monotonic() < deadline:
+                try:
+                    _post(client, TRIVIAL if n % 2 else SMALL)
+                    outcome = "ok"
+                except Exception as exc:  # noqa: BLE001 - counted and reported
+                    outcome = "errors"
+                    with lock:
+                        if len(first_errors) < 5:
+                            first_errors.append(str(exc)[:300])
+                n += 1
+                with lock:
+                    counts[outcome] += 1
+
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return {"clients": clients, "duration_s": duration, **counts,
+            "requests_per_s": round(counts["ok"] / duration, 1), "first_errors": first_errors}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.query_service")
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--versions", type=int, default=10)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--trivial", type=int, default=200)
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--duration", type=float, default=60.0)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    results = run(args)
+    print(json.dumps(results, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0 if all(results["targets"].values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
