@@ -10,10 +10,9 @@ from collections import Counter, defaultdict
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
-
 from trace_core.chain import abi, cache, errors, info, node, rpc, seeder
 from trace_core.cli import main
+from typer.testing import CliRunner
 
 GENESIS = ["--timestamp", str(node.GENESIS_TIMESTAMP)]
 SMALL = 120
@@ -32,7 +31,7 @@ def _fingerprint(url: str, chain: info.ChainInfo) -> dict[str, Any]:
     """Everything a user of the chain observes: block hashes, per-block txs, all logs, final balances."""
     with rpc.RpcClient(url) as client:
         blocks = client.batch(
-            [("eth_getBlockByNumber", [rpc.quantity(n), False]) for n in range(0, chain.last_block + 1)]
+            [("eth_getBlockByNumber", [rpc.quantity(n), False]) for n in range(chain.last_block + 1)]
         )
         logs = client.call("eth_getLogs", [{"fromBlock": "0x0", "toBlock": rpc.quantity(chain.last_block)}])
         holders = [*chain.pool, chain.deployer]

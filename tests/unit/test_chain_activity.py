@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 
 import pytest
-
 from trace_core.chain import abi, activity, artifacts, errors, seeder
 
 GENESIS = 1_735_689_600

@@ -6,7 +6,6 @@ import hashlib
 
 import pytest
 from eth_hash.auto import keccak
-
 from trace_core.chain import abi, artifacts
 from trace_core.lite import anvil
 

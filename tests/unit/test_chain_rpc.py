@@ -10,7 +10,6 @@ import json
 
 import httpx
 import pytest
-
 from trace_core.chain import errors, info, rpc
 from trace_core.lite import procs
 
