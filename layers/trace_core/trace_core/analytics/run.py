@@ -1,16 +1,17 @@
 """Running a stored analytic: validate parameters, check the window, render, query, shape.
 
-``run(name, params)`` is the use case the CLI, the demo and the tests call. Its
-ports default to the running Lite stack (the Query Service over HTTP and the
-visible versions in Postgres, see :mod:`trace_core.analytics.service`); pass
-``query``/``coverage`` to run elsewhere.
+``run(name, params)`` is the use case the CLI, the demo and the tests call. Without
+``query``/``coverage`` it asks the running Lite stack's Query Service with a token
+granting the analytic's one relation (see :mod:`trace_core.analytics.service`).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import Any
 
+from trace_core import settings as settings_mod
 from trace_core.analytics import catalog, ports, render, results, windows
 
 
@@ -20,24 +21,27 @@ def run(
     *,
     query: ports.QueryPort | None = None,
     coverage: ports.CoveragePort | None = None,
+    namespace: str | None = None,
+    settings: settings_mod.Settings | None = None,
 ) -> results.AnalyticsResult:
-    """Run the analytic ``name`` with ``params`` and return its exact result.
+    """Run the analytic ``name`` with ``params`` (JSON values or ``--param`` strings); exact result.
 
-    Raises UnknownAnalyticError (listing the names), ParameterError (naming the parameter
-    and listing all of them), WindowError (naming the synced block ranges) or QueryError.
+    Raises UnknownAnalyticError (listing the names), ParameterError (naming the parameter and
+    listing all of them), WindowError (naming the synced block ranges) or QueryError.
     """
     analytic = catalog.get(name)
     parsed = analytic.parse(dict(params or {}))
-    if query is None or coverage is None:
-        from trace_core.analytics import service
+    with contextlib.ExitStack() as stack:
+        if query is None or coverage is None:
+            # Imported here: the platform wiring (psycopg, httpx, auth) is only needed without given ports.
+            from trace_core.analytics import service
 
-        default_query, default_coverage = service.lite_ports()
-        query = query or default_query
-        coverage = coverage or default_coverage
-    window = windows.resolve(
-        analytic.relation, coverage.synced(analytic.relation),
-        getattr(parsed, "from_block", None), getattr(parsed, "to_block", None),
-    )
-    sql = render.render_template(analytic.template, analytic.sql_values(parsed, window))
-    rows = query.query(sql)
+            lite_query, lite_coverage = service.lite_ports(analytic.relation, namespace=namespace, settings=settings)
+            stack.callback(lite_query.close)
+            query, coverage = query or lite_query, coverage or lite_coverage
+        window = windows.resolve(
+            analytic.relation, coverage.synced(analytic.relation), parsed.from_block, parsed.to_block
+        )
+        sql = render.render_template(analytic.template, analytic.sql_values(parsed, window))
+        rows = query.query(sql)
     return analytic.shape(parsed, window, rows, sql)
