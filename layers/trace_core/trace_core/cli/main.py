@@ -7,8 +7,8 @@ import sys
 import typer
 
 from trace_core import errors
-from trace_core.cli import chain, chainsync, stack, tasks, worker
 from trace_core.cli import analytics as analytics_cli
+from trace_core.cli import chain, chainsync, stack, tasks, worker
 from trace_core.cli import query as query_cli
 from trace_core.datasets import cli as datasets_cli
 
