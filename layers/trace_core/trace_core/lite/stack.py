@@ -18,7 +18,7 @@ import psycopg
 
 from trace_core import errors
 from trace_core.db import migrate
-from trace_core.lite import anvil, moto, postgres, procs, provision, state
+from trace_core.lite import anvil, host_process, moto, postgres, procs, provision, state
 from trace_core.query.service import lite as query_lite
 from trace_core.settings import Settings
 
@@ -133,6 +133,8 @@ COMPONENTS: list[Component] = [
     Component("moto", _start_moto, _moto_healthy, _stop_pid),
     Component("anvil", _start_anvil, _anvil_healthy, _stop_pid),
     Component("query", _start_query, query_lite.healthy, _stop_pid),
+    # Last: it serves the dispatcher API and runs the drainer, reaper and workers on the others.
+    Component("host", host_process.start, host_process.healthy, host_process.stop),
 ]
 
 
