@@ -19,6 +19,6 @@ metrics = Metrics(namespace="Trace", service="dispatcher-api")
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    response = api.app.resolve(event, context)
+    response = api.resolve(event, context)
     metrics.add_metric(name=f"Http{response['statusCode'] // 100}xx", unit=MetricUnit.Count, value=1)
     return response

@@ -185,3 +185,21 @@ def test_drainer_and_reaper_handlers_on_a_schedule(call, conn):
     assert call("outbox_drainer", event("eventbridge_scheduled")) == {"published": 3}
     assert sorted(b["attempt"] for b in call.driver.bodies()) == [0, 0, 1]
     assert call("outbox_drainer", event("eventbridge_scheduled")) == {"published": 0}
+
+
+def test_concurrent_requests_from_threads_each_get_their_own_answer(call):
+    """The Lite host serves requests from several threads; a shared resolver would mix up events."""
+    import threading
+
+    answers: dict[int, tuple[int, dict[str, Any]]] = {}
+
+    def one(i: int) -> None:
+        answers[i] = api(call, event("apigw_create_task", body={"operator": "noop", "payload": {"i": i}}))
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert {i: (status, body["payload"]["i"]) for i, (status, body) in answers.items()} == {
+        i: (201, i) for i in range(8)}

@@ -1,6 +1,6 @@
 """The Dispatcher API: Powertools HTTP resolver routes over the core, and the one place errors map to HTTP.
 
-``app.resolve(event, context)`` serves API Gateway HTTP API (payload v2) events;
+``resolve(event, context)`` serves API Gateway HTTP API (payload v2) events;
 ``functions/dispatcher_api/handler.py`` adds logging, metrics and tracing. The
 OpenAPI document is generated from these routes and committed as
 docs/openapi/dispatcher.json (regenerate: ``python -m trace_core.dispatcher.api``).
@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from http import HTTPStatus
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 import psycopg
@@ -30,7 +31,18 @@ log = logging.getLogger(__name__)
 TITLE = "Trace Dispatcher API"
 VERSION = "1.0.0"
 
-app = APIGatewayHttpResolver(enable_validation=True)
+F = TypeVar("F", bound=Callable[..., Any])
+_ROUTES: list[tuple[str, str, Callable[..., Any], dict[str, Any]]] = []
+
+
+def _route(method: str, rule: str, **options: Any) -> Callable[[F], F]:
+    """Record a route; :func:`build` registers every recorded route on a new resolver."""
+
+    def record(func: F) -> F:
+        _ROUTES.append((method, rule, func, options))
+        return func
+
+    return record
 
 
 def _body(description: str, model: type[Any]) -> OpenAPIResponse:
@@ -58,14 +70,14 @@ def _connection() -> Iterator[psycopg.Connection[Any]]:
 
 
 # ------------------------------------------------------------------ routes
-@app.post("/v1/tasks", status_code=201, operation_id="createTask", tags=["tasks"],
+@_route("POST", "/v1/tasks", status_code=201, operation_id="createTask", tags=["tasks"],
           summary="Create a task (idempotent on idempotency_key)", responses={**_ok(wire.TaskResponse, "The task (the existing one for a repeated idempotency key).", 201), **_INVALID})
 def create_task(body: Annotated[wire.CreateTaskRequest, Body()]) -> wire.TaskResponse:
     with _connection() as conn:
         return wire.task_response(tasks.create(conn, wire.to_create(body)))
 
 
-@app.get("/v1/tasks", operation_id="listTasks", tags=["tasks"], summary="List tasks, newest first",
+@_route("GET", "/v1/tasks", operation_id="listTasks", tags=["tasks"], summary="List tasks, newest first",
          responses={**_ok(wire.TaskListResponse, "The tasks."), **_INVALID})
 def list_tasks(
     status: Annotated[models.Status | None, Query()] = None,
@@ -77,14 +89,14 @@ def list_tasks(
         )
 
 
-@app.get("/v1/tasks/<task_id>", operation_id="getTask", tags=["tasks"], summary="Get a task",
+@_route("GET", "/v1/tasks/<task_id>", operation_id="getTask", tags=["tasks"], summary="Get a task",
          responses={**_ok(wire.TaskResponse, "The task."), **_NOT_FOUND, **_INVALID})
 def get_task(task_id: UUID) -> wire.TaskResponse:
     with _connection() as conn:
         return wire.task_response(tasks.get(conn, task_id))
 
 
-@app.post("/v1/tasks/<task_id>/claim", operation_id="claimTask", tags=["leases"],
+@_route("POST", "/v1/tasks/<task_id>/claim", operation_id="claimTask", tags=["leases"],
           summary="Lease a queued, due task (a new attempt)", responses={**_ok(wire.LeaseResponse, "The lease."), **_NOT_FOUND, **_CONFLICT, **_INVALID})
 def claim_task(task_id: UUID, body: Annotated[wire.ClaimRequest, Body()]) -> wire.LeaseResponse:
     with _connection() as conn:
@@ -92,7 +104,7 @@ def claim_task(task_id: UUID, body: Annotated[wire.ClaimRequest, Body()]) -> wir
     return wire.lease_response(lease)
 
 
-@app.post("/v1/claims", operation_id="claimNext", tags=["leases"],
+@_route("POST", "/v1/claims", operation_id="claimNext", tags=["leases"],
           summary="Lease up to `limit` due tasks (polling)", responses={**_ok(wire.LeaseListResponse, "The leases (maybe none)."), **_INVALID})
 def claim_next(body: Annotated[wire.ClaimNextRequest, Body()]) -> wire.LeaseListResponse:
     with _connection() as conn:
@@ -101,7 +113,7 @@ def claim_next(body: Annotated[wire.ClaimNextRequest, Body()]) -> wire.LeaseList
     return wire.LeaseListResponse(leases=[wire.lease_response(lease) for lease in leases])
 
 
-@app.post("/v1/tasks/<task_id>/heartbeat", operation_id="heartbeatTask", tags=["leases"],
+@_route("POST", "/v1/tasks/<task_id>/heartbeat", operation_id="heartbeatTask", tags=["leases"],
           summary="Extend the live attempt's lease", responses={**_ok(wire.LeaseResponse, "The extended lease."), **_NOT_FOUND, **_CONFLICT, **_INVALID})
 def heartbeat_task(task_id: UUID, body: Annotated[wire.HeartbeatRequest, Body()]) -> wire.LeaseResponse:
     with _connection() as conn:
@@ -110,7 +122,7 @@ def heartbeat_task(task_id: UUID, body: Annotated[wire.HeartbeatRequest, Body()]
     return wire.lease_response(lease)
 
 
-@app.post("/v1/tasks/<task_id>/complete", operation_id="completeTask", tags=["leases"],
+@_route("POST", "/v1/tasks/<task_id>/complete", operation_id="completeTask", tags=["leases"],
           summary="Finish the live attempt with success or failure (fenced)",
           responses={**_ok(wire.TaskResponse, "The task after the completion."), **_NOT_FOUND, **_CONFLICT, **_INVALID})
 def complete_task(task_id: UUID, body: Annotated[wire.CompleteRequest, Body()]) -> wire.TaskResponse:
@@ -120,7 +132,7 @@ def complete_task(task_id: UUID, body: Annotated[wire.CompleteRequest, Body()]) 
     return wire.task_response(task)
 
 
-@app.post("/v1/tasks/<task_id>/abandon", operation_id="abandonTask", tags=["leases"],
+@_route("POST", "/v1/tasks/<task_id>/abandon", operation_id="abandonTask", tags=["leases"],
           summary="Give the lease back (worker shutdown)", responses={**_ok(wire.TaskResponse, "The task, queued again or dead."), **_NOT_FOUND, **_CONFLICT, **_INVALID})
 def abandon_task(task_id: UUID, body: Annotated[wire.AbandonRequest, Body()]) -> wire.TaskResponse:
     with _connection() as conn:
@@ -176,8 +188,26 @@ def http_error(exc: Exception) -> Response[Any]:
     raise exc
 
 
-app.exception_handler([errors.DispatcherError, RequestValidationError, NotFoundError, psycopg.OperationalError,
-                       psycopg_pool.PoolTimeout])(http_error)
+def build() -> APIGatewayHttpResolver:
+    """A new resolver with every route and the error mapping registered."""
+    resolver = APIGatewayHttpResolver(enable_validation=True)
+    for method, rule, func, options in _ROUTES:
+        resolver.route(rule, method, **options)(func)
+    resolver.exception_handler([errors.DispatcherError, RequestValidationError, NotFoundError,
+                                psycopg.OperationalError, psycopg_pool.PoolTimeout])(http_error)
+    return resolver
+
+
+app = build()
+# Powertools keeps the current event on a class attribute (BaseRouter.current_event),
+# shared by every resolver in the process, so requests must not overlap.
+_serving = threading.Lock()
+
+
+def resolve(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Serve one API Gateway HTTP API event (one at a time per process: the Lite host uses threads)."""
+    with _serving:
+        return app.resolve(event, context)
 
 
 def openapi_json() -> str:
