@@ -85,7 +85,11 @@ class Task(BaseModel):
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Task:
-        return cls.model_validate({name: row[name] for name in cls.model_fields})
+        """The task in a ``state.tasks`` row (extra columns, such as a lease token, are ignored)."""
+        return cls.model_validate({name: row[name] for name in _TASK_FIELDS})
+
+
+_TASK_FIELDS = tuple(Task.model_fields)
 
 
 class Lease(BaseModel):
