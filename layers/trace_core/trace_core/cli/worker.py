@@ -82,4 +82,7 @@ def host(
     settings = context.settings()
     _logging(settings)
     operators.load_modules(settings.operator_modules)
-    host_mod.serve(settings, port=port, workers=workers)
+    try:
+        host_mod.serve(settings, port=port, workers=workers)
+    finally:
+        pool.close_all()  # an open pool makes interpreter exit wait for its workers
