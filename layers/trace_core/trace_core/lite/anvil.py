@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -52,13 +53,22 @@ def start(
     chain_id: int = 10143,
     load_state: Path | None = None,
     extra: list[str] | None = None,
+    states_dir: Path | None = None,
 ) -> subprocess.Popen[bytes]:
+    """Start anvil on 127.0.0.1:``port``.
+
+    anvil persists old block states under ``~/.foundry/anvil/tmp`` and never
+    deletes them when stopped; ``states_dir`` (default: beside the log) keeps
+    them where :func:`remove_states` can delete them.
+    """
+    states = states_dir or states_dir_for(log)
     cmd = [
         str(binary()),
         "--host", procs.HOST,
         "--port", str(port),
         "--chain-id", str(chain_id),
         "--silent",
+        "--cache-path", str(states),
     ]
     if load_state is not None:
         cmd += ["--load-state", str(load_state)]
@@ -66,6 +76,14 @@ def start(
     proc = procs.spawn(cmd, log)
     procs.wait_until("anvil", lambda: chain_id_of(url(port)) == chain_id, proc=proc, log=log, timeout=30)
     return proc
+
+
+def states_dir_for(log: Path) -> Path:
+    return log.parent / f"{log.stem}-states"
+
+
+def remove_states(states_dir: Path) -> None:
+    shutil.rmtree(states_dir, ignore_errors=True)
 
 
 def chain_id_of(rpc_url: str) -> int:

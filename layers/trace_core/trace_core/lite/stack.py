@@ -110,8 +110,16 @@ def _start_anvil(settings: Settings, _: state.StackState) -> state.ComponentReco
     if settings.rpc_url:
         return state.ComponentRecord(name="anvil", managed=False, url=settings.rpc_url)
     port = _pick_port("anvil", settings.anvil_port)
-    proc = anvil.start(port, settings.home / "logs" / "anvil.log", chain_id=settings.chain_id)
-    return state.ComponentRecord(name="anvil", managed=True, url=anvil.url(port), pid=proc.pid, port=port)
+    log = settings.home / "logs" / "anvil.log"
+    proc = anvil.start(port, log, chain_id=settings.chain_id)
+    return state.ComponentRecord(name="anvil", managed=True, url=anvil.url(port), pid=proc.pid, port=port,
+                                 detail={"states_dir": str(anvil.states_dir_for(log))})
+
+
+def _stop_anvil(settings: Settings, record: state.ComponentRecord) -> None:
+    _stop_pid(settings, record)
+    if record.managed and "states_dir" in record.detail:
+        anvil.remove_states(Path(record.detail["states_dir"]))
 
 
 def _anvil_healthy(record: state.ComponentRecord) -> bool:
@@ -131,7 +139,7 @@ def _start_query(settings: Settings, current: state.StackState) -> state.Compone
 COMPONENTS: list[Component] = [
     Component("postgres", _start_postgres, _postgres_healthy, _stop_postgres),
     Component("moto", _start_moto, _moto_healthy, _stop_pid),
-    Component("anvil", _start_anvil, _anvil_healthy, _stop_pid),
+    Component("anvil", _start_anvil, _anvil_healthy, _stop_anvil),
     Component("query", _start_query, query_lite.healthy, _stop_pid),
     # Last: it serves the dispatcher API and runs the drainer, reaper and workers on the others.
     Component("host", host_process.start, host_process.healthy, host_process.stop),
