@@ -1,0 +1,188 @@
+"""The analytics path for real: a seeded chain, synced by chain_sync + cryo_ingest, asked through the Query Service.
+
+- ``analytics_chain``: anvil holding the seeded Monad-like chain (seed 7, 600 blocks: a window of
+  600 blocks for the supply test), loaded from the test chain cache, historical state included.
+- ``synced``: that chain synced into committed dataset versions (``erc20_transfers`` from Cryo,
+  ``staking_events`` decoded at ingest) by a chain_sync job whose tasks run the real
+  ``cryo_ingest`` operator against moto server S3 and Postgres.
+- ``query_service``: the Query Service app (token check, grants, verified cache, sandbox, audit)
+  served over real HTTP by uvicorn on 127.0.0.1, in a thread of the test process.
+- ``ports``: factory of the analytics ports (``service.service_ports``) for one relation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import psycopg
+import pytest
+import uvicorn
+from psycopg.rows import dict_row
+from trace_core import settings as settings_mod
+from trace_core.analytics import service
+from trace_core.chain import node
+from trace_core.chainsync import jobs
+from trace_core.chainsync import spec as spec_mod
+from trace_core.dispatcher import models as task_models
+from trace_core.dispatcher import tasks
+from trace_core.ingest import operator
+from trace_core.lite import procs
+from trace_core.query.service import app as service_app
+from trace_core.query.service import deps
+from trace_core.query.service import sandbox as sandbox_mod
+from trace_core.worker import operators
+
+from tests.fixtures.chain import chain_cache_dir
+
+CHAIN_SEED = 7
+CHAIN_BLOCKS = 600
+NAMESPACE = "analytics_test"
+
+SPEC = """
+name: analytics-test
+chain_id: 10143
+namespace: {namespace}
+rpc: {{urls: ["{url}"], max_blocks_per_logs_request: 100}}
+datasets: [erc20_transfers, staking_events]
+mode: {{type: fixed_target, from_block: 0, to_block: {end}}}
+chunk_size: 200
+max_inflight: 4
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class Synced:
+    chain: node.SeededNode
+    settings: settings_mod.Settings
+    job_id: uuid.UUID
+
+    @property
+    def end(self) -> int:
+        """End (exclusive) of the synced blocks: the whole seeded chain."""
+        return self.chain.info.end_block
+
+
+@pytest.fixture(scope="session")
+def analytics_chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[node.SeededNode]:
+    seeded = node.start_seeded(seed=CHAIN_SEED, blocks=CHAIN_BLOCKS, cache_dir=chain_cache_dir(),
+                               log_dir=tmp_path_factory.mktemp("analytics-chain"))
+    try:
+        yield seeded
+    finally:
+        seeded.stop()
+
+
+@pytest.fixture(scope="session")
+def analytics_buckets(moto_url: str) -> Iterator[dict[str, str]]:
+    s3 = boto3.client("s3", endpoint_url=moto_url, region_name="us-east-1",
+                      aws_access_key_id="testing", aws_secret_access_key="testing")
+    suffix = uuid.uuid4().hex[:10]
+    names = {"datasets": f"an-datasets-{suffix}", "results": f"an-results-{suffix}"}
+    for bucket in names.values():
+        s3.create_bucket(Bucket=bucket)
+    yield names
+    for bucket in names.values():
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for item in page.get("Contents", []):
+                s3.delete_object(Bucket=bucket, Key=item["Key"])
+        s3.delete_bucket(Bucket=bucket)
+
+
+def _run_tasks(conn: psycopg.Connection[Any], settings: settings_mod.Settings) -> int:
+    """What a worker does, until the planner has nothing left: claim, run cryo_ingest, complete."""
+    done = 0
+    for _ in range(50):
+        leases = tasks.claim_next(conn, worker_id="analytics-test", operators=[operator.NAME], limit=10)
+        if not leases:
+            return done
+        for lease in leases:
+            ctx = operators.OperatorContext(task=lease.task, attempt=lease.attempt, settings=settings)
+            outputs = operator.run(ctx)
+            finished = tasks.complete(conn, lease.task.task_id, attempt=lease.attempt, lease_token=lease.lease_token,
+                                      result=task_models.Success(outputs=outputs), on_success=ctx.on_success)
+            assert finished.status == "completed", finished
+            done += 1
+    raise AssertionError("the chain sync did not finish in 50 rounds")
+
+
+@pytest.fixture(scope="session")
+def synced(analytics_chain: node.SeededNode, make_database: Callable[..., str], moto_url: str,
+           analytics_buckets: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Synced:
+    settings = settings_mod.load(
+        {}, home=tmp_path_factory.mktemp("analytics-home"), database_url=make_database(), aws_endpoint_url=moto_url,
+        datasets_bucket=analytics_buckets["datasets"], results_bucket=analytics_buckets["results"],
+        rpc_url=analytics_chain.url, query_timeout_s=60.0, query_memory_mb=1024,
+    )
+    text = SPEC.format(namespace=NAMESPACE, url=analytics_chain.url, end=analytics_chain.info.end_block)
+    with psycopg.connect(settings.database_url or "", autocommit=True, row_factory=dict_row) as conn:
+        job = jobs.apply(conn, spec_mod.parse(text, environ={}))
+        _run_tasks(conn, settings)
+        assert jobs.find(conn, "analytics-test")["status"] == "completed"
+    return Synced(chain=analytics_chain, settings=settings, job_id=job.job_id)
+
+
+def _sandbox(settings: settings_mod.Settings) -> sandbox_mod.Sandbox:
+    """The real sandbox (trace_core.query gate + hardened engine) once it is wired, else the service's fake."""
+    from trace_core.query.service import engine
+
+    real = engine.SandboxEngine.start(settings)
+    if isinstance(real, engine.UnavailableSandbox):
+        import warnings
+
+        warnings.warn(f"Query Service sandbox unavailable ({real.reason}): using InProcessSandbox", stacklevel=1)
+        return sandbox_mod.InProcessSandbox()
+    return real
+
+
+@pytest.fixture(scope="session")
+def query_service(synced: Synced) -> Iterator[str]:
+    """Base URL of the Query Service over the synced data, served by uvicorn on 127.0.0.1 (stopped at the end)."""
+    built = deps.build_service(synced.settings, sandbox=_sandbox(synced.settings))
+    port = procs.free_port()
+    server = uvicorn.Server(uvicorn.Config(
+        service_app.create_app(built), host="127.0.0.1", port=port, log_level="warning", access_log=False,
+        h11_max_incomplete_event_size=4 * 1024 * 1024,
+    ))
+    thread = threading.Thread(target=server.run, name="query-service", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the Query Service did not start")
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        built.close()
+
+
+@pytest.fixture
+def ports(synced: Synced, query_service: str) -> Iterator[Callable[[str], tuple[Any, Any]]]:
+    """Factory: (query, coverage) ports for a relation, asking the Query Service with a Lite user token."""
+    opened: list[Any] = []
+    conn = psycopg.connect(synced.settings.database_url or "", autocommit=True, row_factory=dict_row)
+
+    def make(relation: str) -> tuple[Any, Any]:
+        query, coverage = service.service_ports(query_service, synced.settings, conn, relation)
+        opened.append(query)
+        return query, coverage
+
+    try:
+        yield make
+    finally:
+        for query in opened:
+            query.close()
+        conn.close()
+
+
+def home_of(synced: Synced) -> Path:
+    return synced.settings.home
