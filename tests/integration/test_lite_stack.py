@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import psycopg
@@ -23,10 +25,13 @@ def run(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess
 
 
 @pytest.fixture
-def home(tmp_path: Path):
-    home = tmp_path / "lite"
+def home():
+    # Outside pytest's tmp tree (see tests/fixtures/components.py: pg_admin_url).
+    base = Path(tempfile.mkdtemp(prefix="trace-lite-test-"))
+    home = base / "lite"
     yield home
     run(home, "down")  # whatever a failing test left running is stopped
+    shutil.rmtree(base, ignore_errors=True)
 
 
 def _recorded(home: Path) -> dict:

@@ -66,8 +66,13 @@ def apply(conn: psycopg.Connection[Any], spec: spec_mod.ChainSyncSpec,
                     f"namespace: dataset {spec.dataset_key(dataset)} on chain {spec.chain_id} is already synced by "
                     "another job; choose another namespace", field="namespace") from exc
     head = None
-    if reader is not None and isinstance(spec.mode, spec_mod.FollowHead):
-        head = reader.safe_head(confirmations=spec.mode.confirmations, use_finalized_tag=spec.mode.use_finalized_tag)
+    if isinstance(spec.mode, spec_mod.FollowHead):
+        reader = reader or chain_reader.RpcChainReader(spec.rpc.urls)
+        try:
+            head = reader.safe_head(confirmations=spec.mode.confirmations,
+                                    use_finalized_tag=spec.mode.use_finalized_tag)
+        except errors.ChainSyncError as exc:  # the job is saved; the scheduled pass retries the head
+            planner.record_error(conn, job_id, str(exc))
     result = planner.tick(conn, job_id, safe_head=head)
     conn.commit()
     return ApplyResult(job_id, outcome, result.scheduled)

@@ -28,6 +28,7 @@ from trace_core.dispatcher import models as task_models
 from trace_core.dispatcher import tasks
 
 OPERATOR = "cryo_ingest"
+RPC_ERROR_PREFIX = "rpc: "
 _Q = queries.load("trace_core.chainsync")
 
 
@@ -241,14 +242,16 @@ def scheduled_tick(conn: psycopg.Connection[Any], make_reader: Any = None) -> di
             if isinstance(spec.mode, spec_mod.FollowHead):
                 head = reader.safe_head(confirmations=spec.mode.confirmations,
                                         use_finalized_tag=spec.mode.use_finalized_tag)
+            with conn.transaction():
+                conn.execute(_Q["clear_rpc_error"], {"job_id": job["job_id"]})
         except Exception as exc:  # noqa: BLE001 - an unreachable RPC must not stop other jobs
-            _record_error(conn, job["job_id"], str(exc))
+            record_error(conn, job["job_id"], str(exc))
         results[job["name"]] = tick(conn, job["job_id"], safe_head=head)
     conn.commit()
     return results
 
 
-def _record_error(conn: psycopg.Connection[Any], job_id: UUID, message: str) -> None:
+def record_error(conn: psycopg.Connection[Any], job_id: UUID, message: str) -> None:
+    """Show ``message`` as the last error of every stream of the job (e.g. its RPC is unreachable)."""
     with conn.transaction():
-        conn.execute("UPDATE state.sync_streams SET last_error = %s, updated_at = now() WHERE job_id = %s",
-                      (message, job_id))
+        conn.execute(_Q["record_error"], {"job_id": job_id, "message": f"{RPC_ERROR_PREFIX}{message}"})

@@ -123,3 +123,10 @@ JOIN state.dataset_versions v ON v.dataset_version = r.dataset_version
 WHERE r.status = 'committed' AND r.range_end <= s.cursor AND v.superseded_at IS NULL
   AND (%(job_id)s::uuid IS NULL OR r.job_id = %(job_id)s::uuid)
 ORDER BY r.dataset_key, r.range_start;
+
+-- name: record_error
+UPDATE state.sync_streams SET last_error = %(message)s, updated_at = now() WHERE job_id = %(job_id)s;
+
+-- name: clear_rpc_error
+UPDATE state.sync_streams SET last_error = NULL, updated_at = now()
+WHERE job_id = %(job_id)s AND last_error LIKE 'rpc: %%';
