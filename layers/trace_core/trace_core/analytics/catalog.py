@@ -6,9 +6,8 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel
-
-from trace_core.analytics import errors, holders, params, ports, results, staking, supply, windows
+from trace_core.analytics import errors, holders, ports, results, staking, supply, windows
+from trace_core.analytics import params as params_mod
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,15 +19,17 @@ class Analytic:
     description: str
     relation: str
     template: str
-    params: type[params.WindowParams]
+    params: type[params_mod.WindowParams]
     sql_values: Callable[[Any, windows.Window], dict[str, Any]]
     shape: Callable[[Any, windows.Window, ports.Rows, str], results.AnalyticsResult]
 
-    def parameters(self) -> list[params.ParamSpec]:
-        return params.describe(self.params)
+    def parameters(self) -> list[params_mod.ParamSpec]:
+        return params_mod.describe(self.params)
 
-    def parse(self, raw: dict[str, Any]) -> BaseModel:
-        return params.parse(self.name, self.params, raw)
+    def parse(self, raw: dict[str, Any]) -> params_mod.WindowParams:
+        parsed = params_mod.parse(self.name, self.params, raw)
+        assert isinstance(parsed, params_mod.WindowParams)
+        return parsed
 
 
 def _from_module(module: Any) -> Analytic:

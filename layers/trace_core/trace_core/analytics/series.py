@@ -9,9 +9,11 @@ no change happened in it.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from trace_core.analytics import errors, ports
+
+K = TypeVar("K", bound=Hashable)
 
 
 def records(rows: ports.Rows, analytic: str, expected: Sequence[str]) -> list[dict[str, Any]]:
@@ -41,16 +43,16 @@ def exact_int(value: Any, *, analytic: str, column: str) -> int:
 
 
 def carry_forward(
-    points: Iterable[tuple[Hashable, int, Any]], buckets: int, initial: Callable[[], Any]
-) -> dict[Hashable, list[Any]]:
+    points: Iterable[tuple[K, int, Any]], buckets: int, initial: Callable[[], Any]
+) -> dict[K, list[Any]]:
     """``(key, bucket, value)`` change points -> ``key -> [value at bucket 0..buckets-1]``.
 
     A key's value before its first change point is ``initial()``; bucket -1 seeds it.
     """
-    by_key: dict[Hashable, dict[int, Any]] = {}
+    by_key: dict[K, dict[int, Any]] = {}
     for key, bucket, value in points:
         by_key.setdefault(key, {})[bucket] = value
-    out: dict[Hashable, list[Any]] = {}
+    out: dict[K, list[Any]] = {}
     for key, changes in by_key.items():
         value = changes.get(-1, initial())
         filled = []

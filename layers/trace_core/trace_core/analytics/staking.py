@@ -60,8 +60,8 @@ def shape(p: Params, window: windows.Window, rows: ports.Rows, sql: str) -> resu
     filled = series.carry_forward(points, sampling.count, initial=lambda: None)
     validators = sorted(filled)
     blocks = sampling.blocks
-    stake_rows = []
-    concentration_rows = []
+    stake_rows: list[tuple[int, int, int, int]] = []
+    concentration_rows: list[tuple[Any, ...]] = []
     for k, block in enumerate(blocks):
         present = [(v, filled[v][k]) for v in validators if filled[v][k] is not None]
         stake_rows.extend((block, v, value[0], value[1]) for v, value in present)

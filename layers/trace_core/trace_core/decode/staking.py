@@ -30,8 +30,8 @@ from typing import Any
 
 import eth_abi
 import eth_abi.exceptions
-import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow.compute as pc  # type: ignore[import-untyped]
 
 from trace_core.decode import errors, events
 
