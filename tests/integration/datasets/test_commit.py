@@ -185,3 +185,16 @@ def test_concurrent_publishers_of_one_version_serialise(database_url, conn, stor
             second_result = commit.commit(b, store, two)
     assert second_result.created_by_task == first.task.task_id
     assert len(registry.list_committed(conn, "c_race/blocks")) == 1
+
+
+def test_a_superseded_version_is_not_listed_but_stays_readable_by_id(conn, store, make_attempt, tmp_path):
+    # GIVEN a committed version that the planner later superseded (its range was reorged away)
+    lease = make_attempt()
+    version = commit.commit(conn, store, stage(store, tmp_path, lease.task.task_id, 1, key="c_sup/blocks"))
+    conn.execute("UPDATE state.dataset_versions SET superseded_at = now() WHERE dataset_version = %s",
+                 (version.dataset_version,))
+    # THEN listings leave it out, and a pinned reader can still resolve it
+    assert registry.list_committed(conn, "c_sup/blocks") == []
+    assert [v.dataset_version for v in registry.list_committed(conn, "c_sup/blocks", include_superseded=True)] == [
+        version.dataset_version]
+    assert registry.get_committed(conn, version.dataset_version) == version

@@ -59,7 +59,8 @@ UPDATE state.dataset_versions SET
 WHERE dataset_version = %(dataset_version)s AND status = 'staged';
 
 -- name: list_committed
--- Committed versions of one dataset that overlap [range_from, range_to), by range.
+-- Committed versions of one dataset that overlap [range_from, range_to), by range. A version
+-- superseded after a reorg (superseded_at, migration 0005) is left out unless asked for.
 SELECT v.dataset_version, v.dataset_uuid, d.key AS dataset_key, d.chain_id, v.range_start, v.range_end,
        v.config_hash, v.storage_prefix, v.manifest_key, v.manifest_sha256, v.row_count, v.bytes, v.schema_hash,
        v.first_parent_hash, v.last_block_hash, v.cryo_version, v.status, v.created_by_task, v.created_by_attempt,
@@ -69,6 +70,7 @@ WHERE d.key = %(key)s
   AND v.status = 'committed'
   AND v.range_end > %(range_from)s
   AND v.range_start < %(range_to)s
+  AND (%(include_superseded)s OR v.superseded_at IS NULL)
 ORDER BY v.range_start, v.range_end, v.dataset_version
 LIMIT %(limit)s;
 

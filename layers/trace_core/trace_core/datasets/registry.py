@@ -163,11 +163,16 @@ def list_committed(
     range_from: int = 0,
     range_to: int = 2**63 - 1,
     limit: int = 1000,
+    include_superseded: bool = False,
 ) -> list[models.DatasetVersion]:
-    """Committed versions of ``dataset_key`` overlapping ``[range_from, range_to)``, by range."""
+    """Committed versions of ``dataset_key`` overlapping ``[range_from, range_to)``, by range.
+
+    Versions the chain-sync planner superseded after a reorg are left out unless ``include_superseded``.
+    """
     naming.split_dataset_key(dataset_key)
     rows = _run(conn, "list_committed", {
         "key": dataset_key, "range_from": range_from, "range_to": range_to, "limit": limit,
+        "include_superseded": include_superseded,
     })
     return [models.DatasetVersion.model_validate(r) for r in rows]
 
