@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     query_memory_mb: Annotated[int, Field(ge=64, le=1_048_576)] = 2048
     query_inline_max_bytes: Annotated[int, Field(ge=1024, le=1024**3)] = 8 * 1024 * 1024
     query_max_rows: Annotated[int, Field(ge=1, le=100_000_000)] = 1_000_000
+    query_export_max_bytes: Annotated[int, Field(ge=1024, le=64 * 1024**3)] = 1024**3
+    query_workers: Annotated[int, Field(ge=1, le=64)] = Field(default=2, description="Sandboxed DuckDB worker processes.")
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
