@@ -141,7 +141,7 @@ class Functions(Construct):
                 database=data.database,
                 database_secret_arn=data.database_secret.secret_arn,
                 buckets={key: bucket.bucket_name for key, bucket in data.buckets.items()},
-            )
+            ) | environment.LAMBDA
             built = TraceFunction(
                 self,
                 "".join(part.title() for part in folder.split("_")),

@@ -61,7 +61,8 @@ class Migrations(Construct):
                 database=data.database,
                 database_secret_arn=data.database_secret.secret_arn,
                 buckets={key: bucket.bucket_name for key, bucket in data.buckets.items()},
-            ),
+            )
+            | environment.LAMBDA,
         )
         data.database_secret.grant_read(handler.function)
         provider = cr.Provider(

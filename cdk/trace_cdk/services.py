@@ -36,6 +36,21 @@ IMAGE_CONTEXT = ["*", "!pyproject.toml", "!README.md", "!layers/", "!layers/trac
 LB_PORT = 80
 
 
+def image(stage: config.StageConfig, name: str, assets: config.Assets) -> ecs.ContainerImage:
+    """The stage's prebuilt image for ``name``, or a build of services/<name>/Dockerfile at deploy time."""
+    prebuilt = stage.images.get(name)  # type: ignore[call-overload]
+    if prebuilt:
+        return ecs.ContainerImage.from_registry(prebuilt)
+    # An image asset only records the build context's hash at synth; Docker runs at deploy.
+    return ecs.ContainerImage.from_asset(
+        str(assets.repo_root),
+        file=f"services/{name}/Dockerfile",
+        exclude=IMAGE_CONTEXT,
+        ignore_mode=IgnoreMode.DOCKER,
+        platform=ecr_assets.Platform.LINUX_AMD64,
+    )
+
+
 def token_keys_secret_name(stage: config.StageConfig) -> str:
     """The secret trace_core.auth.keys creates on first mint (TRACE_TOKEN_KEYS_SECRET)."""
     return f"{names.PROJECT}/{stage.stage}/token-signing-keys"
@@ -62,7 +77,7 @@ class Services(Construct):
         self.cluster = ecs.Cluster(
             self, "Cluster", vpc=net.vpc, container_insights_v2=ecs.ContainerInsights.ENABLED
         )
-        self._images = {name: self._image(name, assets) for name in (names.QUERY, names.WORKER)}
+        self._images = {name: image(stage, name, assets) for name in (names.QUERY, names.WORKER)}
         self._token_keys_arn = Stack.of(self).format_arn(
             service="secretsmanager",
             resource="secret",
@@ -82,19 +97,6 @@ class Services(Construct):
         return {names.QUERY: self.query, names.WORKER: self.worker, names.DELIVERY: self.delivery}
 
     # ------------------------------------------------------------ building blocks
-
-    def _image(self, name: str, assets: config.Assets) -> ecs.ContainerImage:
-        prebuilt = self._stage.images.get(name)  # type: ignore[call-overload]
-        if prebuilt:
-            return ecs.ContainerImage.from_registry(prebuilt)
-        # An asset only records the build context's hash at synth; Docker runs at deploy.
-        return ecs.ContainerImage.from_asset(
-            str(assets.repo_root),
-            file=f"services/{name}/Dockerfile",
-            exclude=IMAGE_CONTEXT,
-            ignore_mode=IgnoreMode.DOCKER,
-            platform=ecr_assets.Platform.LINUX_AMD64,
-        )
 
     def _task_definition(
         self, name: str, size: config.ServiceSize, image: ecs.ContainerImage, *, command: list[str],

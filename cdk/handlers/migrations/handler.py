@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import botocore.exceptions
 import psycopg
 from trace_core import aws, errors
 from trace_core import settings as settings_mod
@@ -39,8 +40,19 @@ def _database(settings: settings_mod.Settings) -> str:
     secret = None
     if settings.database_secret_arn:
         client = aws.client("secretsmanager", settings)
-        secret = client.get_secret_value(SecretId=settings.database_secret_arn)["SecretString"]
+        try:
+            secret = client.get_secret_value(SecretId=settings.database_secret_arn)["SecretString"]
+        except botocore.exceptions.BotoCoreError as exc:
+            raise _unreadable(settings.database_secret_arn, exc) from exc
+        except botocore.exceptions.ClientError as exc:
+            raise _unreadable(settings.database_secret_arn, exc) from exc
     return conninfo(settings.database_url, secret)
+
+
+def _unreadable(arn: str, exc: Exception) -> errors.ConfigError:
+    return errors.ConfigError(
+        f"cannot read the database secret {arn}: {exc}", variable="TRACE_DATABASE_SECRET_ARN"
+    )
 
 
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
