@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 import time
@@ -141,10 +142,10 @@ def _sandbox(settings: settings_mod.Settings) -> sandbox_mod.Sandbox:
     return real
 
 
-@pytest.fixture(scope="session")
-def query_service(synced: Synced) -> Iterator[str]:
-    """Base URL of the Query Service over the synced data, served by uvicorn on 127.0.0.1 (stopped at the end)."""
-    built = deps.build_service(synced.settings, sandbox=_sandbox(synced.settings))
+@contextlib.contextmanager
+def serving(settings: settings_mod.Settings) -> Iterator[str]:
+    """The Query Service for ``settings``, served by uvicorn on 127.0.0.1 in a thread; yields its base URL."""
+    built = deps.build_service(settings, sandbox=_sandbox(settings))
     port = procs.free_port()
     server = uvicorn.Server(uvicorn.Config(
         service_app.create_app(built), host="127.0.0.1", port=port, log_level="warning", access_log=False,
@@ -163,6 +164,13 @@ def query_service(synced: Synced) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=15)
         built.close()
+
+
+@pytest.fixture(scope="session")
+def query_service(synced: Synced) -> Iterator[str]:
+    """Base URL of the Query Service over the synced data (stopped at the end of the session)."""
+    with serving(synced.settings) as url:
+        yield url
 
 
 @pytest.fixture

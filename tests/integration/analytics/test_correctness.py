@@ -11,11 +11,14 @@ import json
 from fractions import Fraction
 from itertools import combinations
 
+import boto3
+import psycopg
 import pytest
-from trace_core.analytics import errors, run
+from psycopg.rows import dict_row
+from trace_core.analytics import errors, run, service
 
 from tests.integration.analytics import chain_calls
-from tests.integration.analytics.conftest import Synced
+from tests.integration.analytics.conftest import Synced, serving
 
 TOP_N = 5
 
@@ -162,3 +165,25 @@ def test_a_window_outside_the_synced_blocks_is_an_error_naming_them(synced: Sync
                 query=query, coverage=coverage)
     assert f"[0, {synced.end})" in info.value.message
     assert f"[0, {synced.end + 100})" in info.value.message
+
+
+def test_a_result_over_the_inline_cap_comes_back_through_the_results_bucket(synced: Synced, ports, moto_url,
+                                                                          analytics_buckets):
+    # GIVEN a Query Service whose inline cap (1 KiB) is far below the supply series
+    token = synced.chain.info.token.address
+    inline_query, coverage = ports("erc20_transfers")
+    inline = run.run("total_supply", {"token": token}, query=inline_query, coverage=coverage)
+    small = synced.settings.model_copy(update={"query_inline_max_bytes": 1024})
+    with serving(small) as url, psycopg.connect(small.database_url or "", autocommit=True,
+                                                 row_factory=dict_row) as conn:
+        query, coverage = service.service_ports(url, small, conn, "erc20_transfers")
+        try:
+            # WHEN the analytic runs there THEN it is exported, fetched, and the same to the last digit
+            exported = run.run("total_supply", {"token": token}, query=query, coverage=coverage)
+        finally:
+            query.close()
+    assert exported.table("total_supply").rows == inline.table("total_supply").rows
+    assert len(inline.table("total_supply").rows) > 100
+    s3 = boto3.client("s3", endpoint_url=moto_url, region_name="us-east-1")
+    listed = s3.list_objects_v2(Bucket=analytics_buckets["results"]).get("Contents", [])
+    assert any(item["Key"].endswith(".parquet") for item in listed)

@@ -38,7 +38,13 @@ class ServiceQuery:
 
     def query(self, sql: str) -> ports.Rows:
         try:
-            answer = self._client.query(sql, max_rows=self._max_rows)
+            try:
+                answer = self._client.query(sql, max_rows=self._max_rows)
+            except service_errors.QueryClientError as exc:
+                if exc.details.get("code") != "result_too_large":
+                    raise
+                # Over the inline cap: the service writes it to the results bucket, we fetch it from there.
+                answer = self._client.query(sql, max_rows=self._max_rows, export=True)
         except service_errors.QueryClientError as exc:
             raise errors.QueryError(
                 f"the Query Service refused the analytic's query: {exc.message}",
