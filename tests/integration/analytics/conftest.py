@@ -5,8 +5,9 @@
 - ``synced``: that chain synced into committed dataset versions (``erc20_transfers`` from Cryo,
   ``staking_events`` decoded at ingest) by a chain_sync job whose tasks run the real
   ``cryo_ingest`` operator against moto server S3 and Postgres.
-- ``query_service``: the Query Service app (token check, grants, verified cache, sandbox, audit)
-  served over real HTTP by uvicorn on 127.0.0.1, in a thread of the test process.
+- ``query_service``: the Query Service app as deployed (token check, grants, verified cache, the SQL
+  gate and hardened DuckDB workers, audit) served over real HTTP by uvicorn on 127.0.0.1, in a thread
+  of the test process.
 - ``ports``: factory of the analytics ports (``service.service_ports``) for one relation.
 """
 
@@ -37,7 +38,6 @@ from trace_core.ingest import operator
 from trace_core.lite import procs
 from trace_core.query.service import app as service_app
 from trace_core.query.service import deps
-from trace_core.query.service import sandbox as sandbox_mod
 from trace_core.worker import operators
 
 from tests.fixtures.chain import chain_cache_dir
@@ -129,23 +129,11 @@ def synced(analytics_chain: node.SeededNode, make_database: Callable[..., str], 
     return Synced(chain=analytics_chain, settings=settings, job_id=job.job_id)
 
 
-def _sandbox(settings: settings_mod.Settings) -> sandbox_mod.Sandbox:
-    """The real sandbox (trace_core.query gate + hardened engine) once it is wired, else the service's fake."""
-    from trace_core.query.service import engine
-
-    real = engine.SandboxEngine.start(settings)
-    if isinstance(real, engine.UnavailableSandbox):
-        import warnings
-
-        warnings.warn(f"Query Service sandbox unavailable ({real.reason}): using InProcessSandbox", stacklevel=1)
-        return sandbox_mod.InProcessSandbox()
-    return real
-
-
 @contextlib.contextmanager
 def serving(settings: settings_mod.Settings) -> Iterator[str]:
     """The Query Service for ``settings``, served by uvicorn on 127.0.0.1 in a thread; yields its base URL."""
-    built = deps.build_service(settings, sandbox=_sandbox(settings))
+    # The production wiring: the SQL gate and the hardened DuckDB worker pool (no fake sandbox).
+    built = deps.build_service(settings)
     port = procs.free_port()
     server = uvicorn.Server(uvicorn.Config(
         service_app.create_app(built), host="127.0.0.1", port=port, log_level="warning", access_log=False,
