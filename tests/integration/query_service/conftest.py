@@ -25,6 +25,7 @@ from trace_core import settings as settings_mod
 from trace_core.datasets import commit, models, naming, objectstore
 from trace_core.dispatcher import models as task_models
 from trace_core.dispatcher import tasks
+from trace_core.query.service import engine
 
 CONFIG = "00c0ffee00c0ffee"
 NAMESPACE = "monad_local"
@@ -144,10 +145,33 @@ def make_visible(database_url: str) -> Callable[[list[models.DatasetVersion]], N
     return make
 
 
-@pytest.fixture
-def qs_settings(database_url: str, moto_url: str, buckets: dict[str, str], tmp_path: Path) -> settings_mod.Settings:
+def _settings(database_url: str, moto_url: str, buckets: dict[str, str], home: Path) -> settings_mod.Settings:
     return settings_mod.load(
-        {}, home=tmp_path / "home", database_url=database_url, aws_endpoint_url=moto_url,
+        {}, home=home, database_url=database_url, aws_endpoint_url=moto_url,
         datasets_bucket=buckets["datasets"], results_bucket=buckets["results"], query_timeout_s=5.0,
         query_memory_mb=512, query_inline_max_bytes=64 * 1024, query_max_rows=100_000,
     )
+
+
+@pytest.fixture(scope="module")
+def sandbox_engine(module_settings: settings_mod.Settings) -> Iterator[engine.SandboxEngine]:
+    """The real gate and hardened engine (a pool of sandboxed DuckDB workers), shared by a module's tests."""
+    started = engine.SandboxEngine.start(module_settings)
+    assert isinstance(started, engine.SandboxEngine), getattr(started, "reason", started)
+    try:
+        yield started
+    finally:
+        started.close()
+
+
+@pytest.fixture
+def qs_settings(database_url: str, moto_url: str, buckets: dict[str, str], tmp_path: Path) -> settings_mod.Settings:
+    """Settings for one test (its own home: key ring, cache)."""
+    return _settings(database_url, moto_url, buckets, tmp_path / "home")
+
+
+@pytest.fixture(scope="module")
+def module_settings(database_url: str, moto_url: str, buckets: dict[str, str],
+                    tmp_path_factory: pytest.TempPathFactory) -> settings_mod.Settings:
+    """Settings shared by a module's tests (e.g. with one service process for all of them)."""
+    return _settings(database_url, moto_url, buckets, tmp_path_factory.mktemp("qs") / "home")

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from trace_core.auth import keys, tokens
 from trace_core.dispatcher import models as task_models
 from trace_core.dispatcher import tasks
-from trace_core.query.service import app, deps, sandbox, wire
+from trace_core.query.service import app, deps, wire
 
 from tests.integration.query_service import helpers
 
@@ -35,20 +35,19 @@ def logs(publish):
 
 
 @pytest.fixture
-def make_client(qs_settings):
+def make_client(qs_settings, sandbox_engine):
+    """Factory: the app over a service with these settings overrides (the module's sandbox shared)."""
     made = []
 
     def make(**overrides):
         settings = qs_settings.model_copy(update=overrides)
-        service = deps.build_service(settings, sandbox=sandbox.InProcessSandbox())
-        client = TestClient(app.create_app(service))
-        made.append((client, service))
+        client = TestClient(app.create_app(deps.build_service(settings, sandbox=sandbox_engine)))
+        made.append(client)
         return client
 
     yield make
-    for client, service in made:
+    for client in made:
         client.close()
-        service.close()
 
 
 @pytest.fixture
@@ -156,12 +155,19 @@ def test_token_for_dataset_a_used_on_dataset_b_is_403_and_audited(client, qs_set
     assert row["sql_text"] == "select count(*) from logs"
 
 
-def test_gate_rejection_is_400_with_the_reason(client, qs_settings, blocks, conn):
+@pytest.mark.parametrize(("sql", "code"), [
+    ("select 1; select 2", "multiple_statements"),
+    ("select * from read_parquet('/etc/passwd')", "forbidden_function"),
+    ("select * from 'data.parquet'", "forbidden_relation"),
+    ("delete from blocks", "not_select"),
+])
+def test_gate_rejection_is_400_with_the_reason(client, qs_settings, blocks, conn, sql, code):
     token = helpers.user_token(qs_settings, helpers.grants_of(*blocks))
-    response = _query(client, token, "select 1; select 2")
-    assert response.status_code == 400
-    assert response.json()["error"]["code"] == "multiple_statements"
-    assert helpers.audit_row(conn, response.json()["error"]["query_id"])["decision"] == "denied"
+    response = _query(client, token, sql)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == code
+    row = helpers.audit_row(conn, response.json()["error"]["query_id"])
+    assert row["decision"] == "denied" and row["reason"].startswith(code)
 
 
 @pytest.mark.parametrize(("body", "field"), [
@@ -195,6 +201,18 @@ def test_slow_query_is_stopped_with_408_and_the_service_keeps_serving(make_clien
     assert response.status_code == 408
     error = response.json()["error"]
     assert error["code"] == "timeout"
+    assert helpers.audit_row(conn, error["query_id"])["decision"] == "error"
+    assert _query(client, token, "select count(*) from blocks").json()["rows"] == [[300]]
+
+
+def test_query_over_its_memory_limit_is_stopped_with_422_and_the_service_keeps_serving(make_client, qs_settings,
+                                                                                       blocks, conn):
+    client = make_client(query_memory_mb=128)
+    token = helpers.user_token(qs_settings, helpers.grants_of(*blocks))
+    response = _query(client, token, "select string_agg(repeat('x', 100000), '') from blocks a, blocks b")
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["code"] == "memory_limit" and "128 MB" in error["message"]
     assert helpers.audit_row(conn, error["query_id"])["decision"] == "error"
     assert _query(client, token, "select count(*) from blocks").json()["rows"] == [[300]]
 
@@ -256,6 +274,15 @@ def test_task_token_queries_while_its_attempt_is_live(client, qs_settings, block
                    result=task_models.Success())
     stale = _query(client, token, "select count(*) from blocks", endpoint="/v1/task-query")
     assert stale.status_code == 401 and stale.json()["error"]["code"] == "token_stale_task"
+
+
+def test_sql_the_engine_cannot_run_is_400_query_failed(client, qs_settings, blocks):
+    token = helpers.user_token(qs_settings, helpers.grants_of(*blocks))
+    response = _query(client, token, "select no_such_column from blocks")
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "query_failed" and "no_such_column" in error["message"]
+    assert "cache" not in error["message"] and ".parquet" not in error["message"]  # no cache paths leak
 
 
 def test_healthz(client):

@@ -11,6 +11,7 @@ import json
 import sys
 
 import uvicorn
+
 from trace_core import settings as settings_mod
 from trace_core.query.service import app, deps
 

@@ -19,6 +19,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPBearer
 from starlette.concurrency import run_in_threadpool
+
 from trace_core import errors as trace_errors
 from trace_core.query.service import pipeline, statuses, wire
 
@@ -34,9 +35,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (403, "The SQL reads a relation the token does not grant."),
         (408, "The query ran past its wall-clock limit and was stopped."),
         (413, "The result is over the inline cap; ask for export."),
-        (422, "The query ran past its memory limit and was stopped."),
+        (422, "The query ran past its memory (or spill-file) limit and was stopped."),
         (500, "Internal error, or granted data failed verification."),
         (502, "Writing the exported result failed."),
+        (503, "Every sandbox worker stayed busy (retry), or the sandbox or signing keys are unavailable."),
     )
 }
 _OK: dict[int | str, dict[str, Any]] = {

@@ -6,6 +6,7 @@ import uuid
 from typing import Protocol
 
 from psycopg_pool import ConnectionPool
+
 from trace_core.auth import errors as auth_errors
 from trace_core.db import queries
 

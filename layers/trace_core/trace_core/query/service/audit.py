@@ -15,6 +15,7 @@ from typing import Any, Literal, Protocol
 
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
+
 from trace_core.db import queries
 
 Decision = Literal["allowed", "denied", "error"]

@@ -13,6 +13,7 @@ from typing import Any, Self
 import httpx
 import pyarrow as pa
 import pyarrow.parquet as pq
+
 from trace_core.query.service import errors, wire
 
 

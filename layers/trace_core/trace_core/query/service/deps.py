@@ -20,6 +20,7 @@ def limits(settings: Settings) -> pipeline.Limits:
     return pipeline.Limits(
         timeout_s=settings.query_timeout_s, memory_mb=settings.query_memory_mb,
         inline_max_bytes=settings.query_inline_max_bytes, max_rows=settings.query_max_rows,
+        export_max_bytes=settings.query_export_max_bytes,
     )
 
 
@@ -30,11 +31,13 @@ def build_service(settings: Settings, *, sandbox: sandbox_mod.Sandbox | None = N
 
         raise errors.ConfigError("the Query Service needs TRACE_DATABASE_URL", variable="TRACE_DATABASE_URL")
     pool = db_pool.get(settings.database_url, max_size=settings.db_pool_max)
+    # The sandbox workers may read only under the cache, and confinement needs the folder to exist at start.
+    cache_root(settings).mkdir(parents=True, exist_ok=True)
     s3 = aws.client("s3", settings)
     return pipeline.QueryService(
         keys=keys.from_settings(settings),
         issuer=settings.token_issuer,
-        sandbox=sandbox or engine.SandboxEngine.start(settings),
+        sandbox=sandbox or engine.SandboxEngine.start(settings, data_roots=(cache_root(settings),)),
         resolver=grants.Resolver(grants.PostgresVersions(pool),
                                  cache.VerifiedCache(cache_root(settings), cache.S3Blobs(s3, settings.datasets_bucket))),
         audit_log=audit.PostgresAuditLog(pool),

@@ -48,7 +48,12 @@ class QueryMemoryError(QueryServiceError):
 
 
 class QueryFailedError(QueryServiceError):
-    """The engine could not run the gated SQL (binder, type or runtime error in the user's query)."""
+    """The engine could not run the gated SQL. ``kind``: ``crash``/``start`` (the engine's fault),
+    ``temp_limit`` (spill files over the limit), anything else: the user's SQL (binder, type, runtime)."""
+
+
+class QueryBusyError(QueryServiceError):
+    """Every sandbox worker stayed busy for the whole wait (``waited_s``); retry later."""
 
 
 class QueryClientError(QueryServiceError):

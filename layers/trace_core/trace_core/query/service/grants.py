@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
+
 from trace_core.auth import models as auth_models
 from trace_core.db import queries
 from trace_core.query.service import cache, errors, sandbox

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 from pydantic import AliasChoices
+
 from trace_core import errors
 from trace_core.lite import procs, state
 from trace_core.settings import Settings

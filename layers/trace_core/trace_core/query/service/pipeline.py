@@ -33,6 +33,7 @@ class Limits:
     memory_mb: int
     inline_max_bytes: int
     max_rows: int
+    export_max_bytes: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,12 +130,23 @@ class QueryService:
         record.detail["relations"] = sorted(gated.relations_used)
         relations = self._resolver.resolve([granted[name] for name in sorted(gated.relations_used)])
         cap = min(request.max_rows or self.limits.max_rows, self.limits.max_rows)
+        # Inline: one byte over the cap is enough to know the result does not fit.
+        byte_cap = self.limits.export_max_bytes if request.export else self.limits.inline_max_bytes + 1
         result = self._sandbox.execute(
             gated, relations,
-            sandbox.ExecLimits(timeout_s=self.limits.timeout_s, memory_mb=self.limits.memory_mb, max_rows=cap),
+            sandbox.ExecLimits(timeout_s=self.limits.timeout_s, memory_mb=self.limits.memory_mb, max_rows=cap,
+                               max_result_bytes=byte_cap),
         )
         table = result.table
         record.rows, record.bytes = table.num_rows, table.nbytes
+        # Cut short before max_rows rows means the byte cap did it.
+        if not request.export and (table.nbytes > self.limits.inline_max_bytes
+                                   or (result.truncated and table.num_rows < cap)):
+            raise errors.ResultTooLargeError(
+                f"the result is over the {self.limits.inline_max_bytes}-byte inline cap: "
+                "ask for export (\"export\": true) or fewer rows",
+                limit=self.limits.inline_max_bytes,
+            )
         return self._shape(request, claims, record, result, started)
 
     def _token(self, authorization: str | None, record: audit.AuditRecord) -> str:
@@ -155,12 +167,6 @@ class QueryService:
             record.detail["export_key"] = exported.key
             export = {"url": exported.url, "bucket": exported.bucket, "key": exported.key,
                       "expires_at": exported.expires_at.isoformat(), "bytes": exported.bytes}
-        elif table.nbytes > self.limits.inline_max_bytes:
-            raise errors.ResultTooLargeError(
-                f"the result is {table.nbytes} bytes, over the {self.limits.inline_max_bytes}-byte inline cap: "
-                "ask for export (\"export\": true) or fewer rows",
-                bytes=table.nbytes, limit=self.limits.inline_max_bytes,
-            )
         elif request.format == "arrow":
             return Outcome(record.query_id, wire.ARROW_MEDIA_TYPE, results.arrow_ipc(table), headers)
         body = {

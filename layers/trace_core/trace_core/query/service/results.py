@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
 from trace_core.query.service import errors
 
 # Integers beyond this lose precision in JavaScript clients: they travel as strings.

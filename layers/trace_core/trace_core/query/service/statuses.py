@@ -9,6 +9,9 @@
 | wall-clock limit                         | 408    | ``timeout``               | error    |
 | result over the inline cap, no export    | 413    | ``result_too_large``      | denied   |
 | memory limit                             | 422    | ``memory_limit``          | error    |
+| spill files over their limit             | 422    | ``temp_limit``            | error    |
+| every sandbox worker busy for the wait   | 503    | ``busy``                  | error    |
+| the sandbox crashed on the query         | 500    | ``engine_failure``        | error    |
 | SQL failed in the engine (binder, types) | 400    | ``query_failed``          | error    |
 | export to the results bucket failed      | 502    | ``export_failed``         | error    |
 | granted data does not match registry     | 500    | ``dataset_integrity``     | error    |
@@ -53,7 +56,14 @@ def classify(exc: BaseException) -> Status:
     if isinstance(exc, errors.QueryMemoryError):
         return Status(422, "memory_limit", "error")
     if isinstance(exc, errors.QueryFailedError):
+        kind = exc.details.get("kind")
+        if kind in ("crash", "start"):
+            return Status(500, "engine_failure", "error")
+        if kind == "temp_limit":
+            return Status(422, "temp_limit", "error")
         return Status(400, "query_failed", "error")
+    if isinstance(exc, errors.QueryBusyError):
+        return Status(503, "busy", "error")
     if isinstance(exc, errors.ExportError):
         return Status(502, "export_failed", "error")
     if isinstance(exc, errors.DatasetIntegrityError):

@@ -7,6 +7,7 @@ import uuid
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
 from trace_core.query.service import errors
 
 MAX_SQL_CHARS = 100_000
