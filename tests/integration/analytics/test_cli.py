@@ -80,3 +80,11 @@ def test_a_window_outside_synced_blocks_names_them(cli, synced: Synced):
     done = cli("run", "staking_concentration", "--param", "from_block=100", "--param", f"to_block={synced.end + 5}")
     assert done.returncode == 1
     assert f"outside the synced blocks of staking_events: [0, {synced.end})" in done.stderr
+
+
+def test_run_prints_tables_for_people(cli, synced: Synced):
+    done = cli("run", "staking_concentration", "--param", "samples=5", "--param", "top_k=2")
+    assert done.returncode == 0, done.stderr
+    for text in (f"blocks [0, {synced.end})", f"Stake by validator after block {synced.end - 1}",
+                 "Stake concentration over time", "gini", "top_k_share", "nakamoto_third"):
+        assert text in done.stdout

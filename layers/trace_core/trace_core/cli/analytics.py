@@ -7,18 +7,21 @@ granting the analytic's relation; see docs/specs/analytics.md.
 from __future__ import annotations
 
 import json
+import sys
+from fractions import Fraction
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from trace_core.analytics import catalog, errors, plots, report, results
+from trace_core.analytics import catalog, errors, metrics, plots, report, results
 from trace_core.analytics import run as run_mod
 from trace_core.cli import context
 
-console = Console()
+# Piped output (files, CI logs) gets room for 78-digit amounts; a terminal keeps its own width.
+console = Console(width=None if sys.stdout.isatty() else 200)
 app = typer.Typer(no_args_is_help=True, help="Stored analytics: total supply, top holders, staking concentration.")
 # Rows of each table printed to the terminal; --format json prints all of them.
 DISPLAY_ROWS = 25
@@ -55,6 +58,15 @@ def list_analytics() -> None:
         console.print()
 
 
+def _shown(column: results.Column, value: Any) -> str:
+    if value is None:
+        return ""
+    if column.kind == "ratio":
+        # Six places read well in a terminal; --format json has 18, and the Fraction is exact.
+        return metrics.decimal_text(Fraction(value), places=6) or ""
+    return str(results.json_value(column.kind, value))
+
+
 def _render(table: results.Table) -> Table:
     shown = Table(title=table.title, caption=(
         f"{len(table.rows)} rows, first {DISPLAY_ROWS} shown" if len(table.rows) > DISPLAY_ROWS else None))
@@ -62,7 +74,17 @@ def _render(table: results.Table) -> Table:
         shown.add_column(column.name, justify="right" if column.kind in ("amount", "ratio", "integer", "block")
                          else "left", overflow="fold")
     for row in table.rows[:DISPLAY_ROWS]:
-        shown.add_row(*("" if v is None else str(results.json_value(c.kind, v)) for c, v in zip(table.columns, row)))
+        shown.add_row(*(_shown(c, v) for c, v in zip(table.columns, row)))
+    return shown
+
+
+def _render_summary(summary: results.Table) -> Table:
+    """The one summary row, as name / value / meaning lines."""
+    shown = Table(title=summary.title)
+    for name in ("name", "value", "meaning"):
+        shown.add_column(name, justify="right" if name == "value" else "left", overflow="fold")
+    for column, value in zip(summary.columns, summary.rows[0] if summary.rows else ()):
+        shown.add_row(column.name, _shown(column, value), column.description)
     return shown
 
 
@@ -93,7 +115,7 @@ def run(
         return
     console.print(f"[bold]{result.title}[/bold]: blocks [{result.from_block}, {result.to_block})")
     if result.summary is not None:
-        console.print(_render(result.summary))
+        console.print(_render_summary(result.summary))
     for table in result.tables.values():
         console.print(_render(table))
     for path, what in ((plot, "chart"), (report_dir, "report")):
