@@ -103,8 +103,11 @@ SCALAR_FUNCTIONS: frozenset[str] = frozenset(_SCALAR.lower().split())
 # Families allowed by pattern: one function per ICU collation, all pure string comparisons.
 SCALAR_FAMILIES: tuple[str, ...] = ("collate_*", "icu_collate_*")
 
-# Written as calls but implemented by DuckDB as grammar, so absent from duckdb_functions().
-SYNTAX_CALLS: frozenset[str] = frozenset({"coalesce", "ifnull", "try", "grouping", "grouping_id", "columns", "unpack"})
+# Written as calls but implemented by DuckDB as grammar (absent from duckdb_functions() as scalars):
+# unnest() in a select list expands a list into rows; the rest are special forms.
+SYNTAX_CALLS: frozenset[str] = frozenset(
+    {"coalesce", "ifnull", "try", "grouping", "grouping_id", "columns", "unpack", "unnest"}
+)
 
 # Functions that call another function named by a string argument (at this index): the
 # argument must be a string literal naming an allowed function, or the gate refuses.

@@ -16,6 +16,7 @@ Order of work, cheapest first, each step failing closed:
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 from collections.abc import Collection
 
@@ -29,6 +30,16 @@ from trace_core.query.gate import dialect, rules
 from trace_core.query.gate.rules import context as rule_context
 
 _DIALECT = dialect.GateDuckDB
+
+
+class _NoCommandFallbackWarnings(logging.Filter):
+    """sqlglot warns, quoting the SQL, when it keeps a statement opaque; the gate refuses those anyway."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Falling back to parsing as a 'Command'" not in record.getMessage()
+
+
+logging.getLogger("sqlglot").addFilter(_NoCommandFallbackWarnings())
 # Tab, newline and carriage return are whitespace; every other control character is refused.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _OPEN = {sqlglot_tokens.TokenType.L_PAREN, sqlglot_tokens.TokenType.L_BRACKET, sqlglot_tokens.TokenType.L_BRACE}
