@@ -3,9 +3,10 @@
 - ``ANY /{proxy+}`` -> the ``dispatcher_api`` Lambda, payload format 2.0
   (Powertools ``APIGatewayHttpResolver``). Callers sign requests with SigV4;
   only principals granted ``execute-api:Invoke`` get through.
-- ``POST /v1/query`` and ``ANY /v1/query/{proxy+}`` -> the Query Service through
-  a VPC link to its internal load balancer. The Query Service verifies the
-  Bearer JWT (dataset grants) itself, so API Gateway does not authorize these.
+- ``POST /v1/query``, ``ANY /v1/query/{proxy+}`` and ``POST /v1/task-query`` ->
+  the Query Service through a VPC link to its internal load balancer. The Query
+  Service verifies the Bearer token (user JWT or capability token, with its
+  dataset grants) itself, so API Gateway does not authorize these.
 
 The ``$default`` stage logs every request as JSON and is throttled per stage.
 """
@@ -27,7 +28,11 @@ from trace_cdk import config, log_groups, nag, network
 from trace_cdk import services as services_mod
 
 PAYLOAD_FORMAT = apigwv2.PayloadFormatVersion.VERSION_2_0
-QUERY_ROUTES = (("/v1/query", apigwv2.HttpMethod.POST), ("/v1/query/{proxy+}", apigwv2.HttpMethod.ANY))
+QUERY_ROUTES = (
+    ("/v1/query", apigwv2.HttpMethod.POST),
+    ("/v1/query/{proxy+}", apigwv2.HttpMethod.ANY),
+    ("/v1/task-query", apigwv2.HttpMethod.POST),
+)
 
 ACCESS_LOG_FORMAT = json.dumps(
     {
@@ -118,7 +123,7 @@ class Api(Construct):
                 nag.acknowledge(
                     route,
                     "AwsSolutions-APIG4",
-                    "The Query Service verifies the Bearer JWT and its dataset grants itself (invariant 9).",
+                    "The Query Service verifies the Bearer token and its dataset grants itself (invariant 9).",
                 )
 
     @property

@@ -89,6 +89,7 @@ class QuerySize(ServiceSize):
     """The Query Service: a Fargate service behind an internal load balancer."""
 
     port: Annotated[int, Field(ge=1024, le=65535)] = 8080
+    workers: Annotated[int, Field(ge=1, le=64)] = 2  # sandboxed DuckDB processes per task
     health_check_path: Annotated[str, Field(pattern=r"^/[A-Za-z0-9/_.-]*$")] = "/healthz"
 
 

@@ -1,4 +1,4 @@
-"""State: RDS PostgreSQL (the truth), the S3 buckets, and the secrets.
+"""State: RDS PostgreSQL (the truth), its credentials in Secrets Manager, and the S3 buckets.
 
 Buckets are encrypted, block all public access, refuse plain HTTP, log access
 to a separate bucket, and expire what is temporary: scratch, results, the
@@ -9,7 +9,7 @@ removed by accident.
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy, SecretValue
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_rds as rds
 from aws_cdk import aws_s3 as s3
@@ -23,13 +23,9 @@ from trace_cdk import config, log_groups, nag, names, network
 # ask for a downgrade. Postgres 16 as in Lite (pgserver).
 ENGINE = rds.DatabaseInstanceEngine.postgres(version=rds.PostgresEngineVersion.VER_16_13)
 
-# The RPC URL often embeds a provider API key: it lives in Secrets Manager. The
-# stack creates the secret with this placeholder; docs/deploy.md sets the value.
-RPC_URL_PLACEHOLDER = "https://rpc.invalid/set-me-with-aws-secretsmanager-put-secret-value"
-
 
 class Data(Construct):
-    """The database, its credentials, the buckets and the RPC URL secret."""
+    """The database, its credentials and the buckets."""
 
     def __init__(
         self, scope: Construct, construct_id: str, *, stage: config.StageConfig, net: network.Network
@@ -77,17 +73,6 @@ class Data(Construct):
             "AwsSolutions-SMG4",
             "Rotation is off until every deployable re-reads the secret on authentication failure; "
             "rotate by hand with docs/deploy.md meanwhile.",
-        )
-        self.rpc_url = secretsmanager.Secret(
-            self,
-            "RpcUrl",
-            description=f"Trace {stage.stage}: JSON-RPC URL of chain {stage.chain_id} for the Cryo workers",
-            secret_string_value=SecretValue.unsafe_plain_text(RPC_URL_PLACEHOLDER),
-        )
-        nag.acknowledge(
-            self.rpc_url,
-            "AwsSolutions-SMG4",
-            "A provider URL cannot be rotated by AWS; the operator replaces it with put-secret-value.",
         )
 
     @property

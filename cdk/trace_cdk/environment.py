@@ -14,7 +14,6 @@ from aws_cdk import aws_rds as rds
 
 from trace_cdk import config, names
 
-
 # A Lambda execution environment serves one request at a time: a small pool per
 # environment keeps many concurrent environments within RDS's connection limit.
 LAMBDA: dict[str, str] = {"TRACE_DB_POOL_MAX": "2"}

@@ -7,8 +7,12 @@ stage's retention, and Powertools configured by environment.
 
 Functions (``functions/<folder>/handler.py``):
 - ``dispatcher_api``: behind the HTTP API (see ``api.py``);
-- ``outbox_drainer`` and ``lease_reaper``: every minute on EventBridge schedules;
+- ``outbox_drainer``, ``lease_reaper`` and ``chain_sync_planner``: every minute
+  on EventBridge schedules;
 - ``sink``: on the dataset-buffer queue, reporting partial batch failures.
+
+All run in the isolated subnets except the chain sync planner, which polls the
+chain heads of follow_head jobs: it takes the RPC egress path of the Cryo workers.
 """
 
 from __future__ import annotations
@@ -35,18 +39,27 @@ SCHEDULE = Duration.minutes(1)
 class FunctionSpec:
     description: str
     timeout_seconds: int
+    scheduled: bool = False  # runs every minute on an EventBridge schedule
+    rpc_egress: bool = False  # reaches JSON-RPC providers on the internet (egress subnets, RPC egress group)
 
 
 SPECS: dict[str, FunctionSpec] = {
     # The HTTP API gives up after 30 s: answer before it does.
     names.DISPATCHER_API: FunctionSpec("Dispatcher API: tasks, leases, heartbeats, completions", 29),
-    # Below the one-minute schedule, so runs rarely overlap (overlap is safe: SKIP LOCKED).
-    names.OUTBOX_DRAINER: FunctionSpec("Publishes pending outbox rows to SQS", 55),
-    names.LEASE_REAPER: FunctionSpec("Retries or buries tasks whose lease expired", 55),
+    # Scheduled ones stay below the one-minute period, so runs rarely overlap (overlap is safe: SKIP LOCKED).
+    names.OUTBOX_DRAINER: FunctionSpec("Publishes pending outbox rows to SQS", 55, scheduled=True),
+    names.LEASE_REAPER: FunctionSpec("Retries or buries tasks whose lease expired", 55, scheduled=True),
+    names.CHAIN_SYNC_PLANNER: FunctionSpec(
+        "Chain sync planner: follow_head polling, repair, reschedule", 55, scheduled=True, rpc_egress=True
+    ),
     names.SINK: FunctionSpec("Writes dataset-buffer messages idempotently; reports failed items", 60),
 }
 # SQS redelivers a message only after its visibility timeout: AWS advises 6x the function timeout.
 SINK_VISIBILITY = Duration.seconds(6 * SPECS[names.SINK].timeout_seconds)
+
+
+def _title(folder: str) -> str:
+    return "".join(part.title() for part in folder.split("_"))
 
 
 def trace_core_layer(scope: Construct, construct_id: str, layer_dir: Path) -> lambda_.LayerVersion:
@@ -82,6 +95,7 @@ class TraceFunction(Construct):
         layer: lambda_.ILayerVersion,
         net: network.Network,
         env: dict[str, str],
+        rpc_egress: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
         if not (code_dir / "handler.py").is_file():
@@ -91,9 +105,10 @@ class TraceFunction(Construct):
                 fix="write the handler (lambda_handler) or point -c trace:functionsDir at a folder that has it",
             )
         self.log_group = log_groups.log_group(self, "Logs", stage)
+        # The function repeats the construct id: `sam local invoke DispatcherApi` finds it by that name.
         self.function = lambda_.Function(
             self,
-            "Function",
+            construct_id,
             runtime=RUNTIME,
             architecture=lambda_.Architecture.X86_64,
             handler=names.HANDLER,
@@ -102,8 +117,8 @@ class TraceFunction(Construct):
             timeout=Duration.seconds(timeout_seconds),
             memory_size=stage.lambda_memory_mb,
             vpc=net.vpc,
-            vpc_subnets=net.isolated,
-            security_groups=[net.functions_sg],
+            vpc_subnets=net.egress if rpc_egress else net.isolated,
+            security_groups=[net.rpc_egress_sg if rpc_egress else net.functions_sg],
             log_group=self.log_group,
             environment=env,
             description=description,
@@ -144,7 +159,7 @@ class Functions(Construct):
             ) | environment.LAMBDA
             built = TraceFunction(
                 self,
-                "".join(part.title() for part in folder.split("_")),
+                _title(folder),
                 stage=stage,
                 code_dir=assets.functions_dir / folder,
                 description=f"Trace {stage.stage}: {spec.description}",
@@ -152,14 +167,15 @@ class Functions(Construct):
                 layer=self.layer,
                 net=net,
                 env=env,
+                rpc_egress=spec.rpc_egress,
             )
             data.database_secret.grant_read(built.function)
             self.functions[folder] = built.function
 
-        for folder in (names.OUTBOX_DRAINER, names.LEASE_REAPER):
+        for folder in (f for f, spec in SPECS.items() if spec.scheduled):
             events.Rule(
                 self,
-                f"{folder.title().replace('_', '')}Schedule",
+                f"{_title(folder)}Schedule",
                 description=f"Trace {stage.stage}: run {folder} every minute",
                 schedule=events.Schedule.rate(SCHEDULE),
                 # A missed tick is covered by the next one: no retries, no stale runs.

@@ -48,7 +48,7 @@ class Migrations(Construct):
         super().__init__(scope, construct_id)
         handler = functions.TraceFunction(
             self,
-            "Handler",
+            "SchemaMigrations",
             stage=stage,
             code_dir=HANDLER_DIR,
             description=f"Trace {stage.stage}: applies schema migrations during deployment",

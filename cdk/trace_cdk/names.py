@@ -54,7 +54,8 @@ DISPATCHER_API = "dispatcher_api"
 OUTBOX_DRAINER = "outbox_drainer"
 LEASE_REAPER = "lease_reaper"
 SINK = "sink"
-FUNCTION_FOLDERS = (DISPATCHER_API, OUTBOX_DRAINER, LEASE_REAPER, SINK)
+CHAIN_SYNC_PLANNER = "chain_sync_planner"
+FUNCTION_FOLDERS = (DISPATCHER_API, OUTBOX_DRAINER, LEASE_REAPER, SINK, CHAIN_SYNC_PLANNER)
 
 # ---------------------------------------------------------------- Fargate services
 QUERY = "query"

@@ -117,7 +117,7 @@ class Observability(Construct):
         )
 
     def _alarm(
-        self, alarm_id: str, metric: cw.IMetric, *, threshold: float, description: str, periods: int = 1
+        self, alarm_id: str, metric: cw.Metric | cw.MathExpression, *, threshold: float, description: str, periods: int = 1
     ) -> cw.Alarm:
         alarm = metric.create_alarm(
             self,

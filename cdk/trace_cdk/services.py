@@ -12,8 +12,8 @@
 
 Images build from ``services/<name>/Dockerfile`` at deploy time (``cdk deploy``
 needs Docker then), or come prebuilt from the stage's ``images`` setting.
-Secrets reach containers only through ECS secrets (``PGPASSWORD``,
-``TRACE_RPC_URL``), never as plain environment values.
+The database password reaches containers only as an ECS secret (``PGPASSWORD``),
+never as a plain environment value. JSON-RPC URLs come with each chain sync job.
 """
 
 from __future__ import annotations
@@ -158,9 +158,11 @@ class Services(Construct):
     def _query_service(self) -> ecs.FargateService:
         size = self._stage.query
         env = self._env(names.QUERY) | {
+            "TRACE_QUERY_HOST": "0.0.0.0",
             "TRACE_QUERY_PORT": str(size.port),
-            # DuckDB gets three quarters of the task's memory; the rest is Python, Arrow and the OS.
-            "TRACE_QUERY_MEMORY_MB": str(size.memory_mib * 3 // 4),
+            "TRACE_QUERY_WORKERS": str(size.workers),
+            # The DuckDB workers share three quarters of the task's memory; the rest is Python, Arrow, the OS.
+            "TRACE_QUERY_MEMORY_MB": str(size.memory_mib * 3 // 4 // size.workers),
         }
         task = self._task_definition(
             names.QUERY, size, self._images[names.QUERY], command=names.QUERY_COMMAND, env=env,
@@ -221,15 +223,12 @@ class Services(Construct):
         self, name: str, size: config.ServiceSize, queues: queues_mod.Queues, queue_name: str,
         group: ec2.ISecurityGroup,
     ) -> ecs.FargateService:
-        """A worker on one queue; the RPC worker (the one with RPC egress) also gets the RPC URL and mints tokens."""
+        """A worker on one queue; the one with RPC egress (Cryo ingest) also mints capability tokens."""
         rpc = group is self._net.rpc_egress_sg
         queue = queues[queue_name]
-        secrets = self._database_secret()
-        if rpc:
-            secrets["TRACE_RPC_URL"] = ecs.Secret.from_secrets_manager(self._data.rpc_url)
         task = self._task_definition(
             name, size, self._images[names.WORKER], command=names.WORKER_COMMAND,
-            env=self._env(name, task_queue=queue_name), secrets=secrets,
+            env=self._env(name, task_queue=queue_name), secrets=self._database_secret(),
         )
         queue.grant_consume_messages(task.task_role)
         self._token_keys(task.task_role, create=rpc)

@@ -69,7 +69,6 @@ class TraceStack(cdk.Stack):
             "AccessLogsBucket": (self.data.access_logs.bucket_name, "Server and load balancer access logs"),
             "DatabaseEndpoint": (self.data.database.db_instance_endpoint_address, "RDS PostgreSQL (private)"),
             "DatabaseSecretArn": (self.data.database_secret.secret_arn, "Database credentials (RDS JSON)"),
-            "RpcUrlSecretArn": (self.data.rpc_url.secret_arn, "Set the chain's JSON-RPC URL here"),
             "ClusterName": (self.services.cluster.cluster_name, "ECS cluster of the Fargate services"),
             "WorkerServiceName": (self.services.worker.service_name, "Cryo/platform workers"),
             "AlarmTopicArn": (self.observability.topic.topic_arn, "Subscribe to receive alarms"),

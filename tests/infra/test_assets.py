@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from trace_cdk import assets, errors
 
 REQUIREMENT = re.compile(r"^(?P<name>[A-Za-z0-9_.-]+)(\[[^\]]+\])?==(?P<version>\S+)$")

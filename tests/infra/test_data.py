@@ -6,11 +6,11 @@ import json
 from typing import Any
 
 import pytest
-
-from tests.infra.conftest import Synthesized
 from trace_cdk import functions, migrations, names
 from trace_core.db import migrate
 from trace_core.lite import provision
+
+from tests.infra.conftest import Synthesized
 
 
 def bucket_policy(synth: Synthesized, logical_id: str) -> dict[str, Any]:
@@ -102,7 +102,7 @@ def test_sink_queue_hides_a_message_longer_than_the_sink_runs(synthesized: Synth
 
 
 def test_database_is_private_encrypted_and_its_password_lives_in_secrets_manager(synthesized: Synthesized) -> None:
-    (db_id, db), = synthesized.of_type("AWS::RDS::DBInstance").items()
+    (db,) = synthesized.of_type("AWS::RDS::DBInstance").values()
     props = db["Properties"]
     assert props["Engine"] == "postgres" and props["EngineVersion"].startswith("16.")
     assert props["StorageEncrypted"] is True and props["PubliclyAccessible"] is False
@@ -119,7 +119,7 @@ def test_database_is_private_encrypted_and_its_password_lives_in_secrets_manager
 
 
 def test_migrations_run_on_deploy_after_the_database_exists(synthesized: Synthesized) -> None:
-    (resource_id, resource), = synthesized.of_type(migrations.RESOURCE_TYPE).items()
+    (resource,) = synthesized.of_type(migrations.RESOURCE_TYPE).values()
     db_id = next(iter(synthesized.of_type("AWS::RDS::DBInstance")))
     assert db_id in resource["DependsOn"]
     assert resource["Properties"]["MigrationsHash"] == migrations.migrations_hash()

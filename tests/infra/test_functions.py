@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from tests.infra.conftest import REPO, AssetDirs, Synthesized
 from trace_cdk import environment, names
 from trace_core import settings as settings_mod
+
+from tests.infra.conftest import REPO, AssetDirs, Synthesized
 
 # Modules a handler may import: the standard library, trace_core, the layer, the Lambda runtime.
 LAYER_MODULES = {
@@ -68,16 +68,13 @@ def test_the_only_other_lambdas_are_cdk_framework_handlers(synthesized: Synthesi
 
 
 def _settings_variables() -> set[str]:
-    known = set()
-    for name, field in settings_mod.Settings.model_fields.items():
-        known.add(f"TRACE_{name.upper()}")
-    return known
+    return {f"TRACE_{name.upper()}" for name in settings_mod.Settings.model_fields}
 
 
 def environments(synth: Synthesized) -> dict[str, dict[str, Any]]:
     """Environment of every platform Lambda and container, by name."""
     found = {folder: props["Environment"]["Variables"] for folder, (_, props) in platform_functions(synth).items()}
-    for task_id, task in synth.of_type("AWS::ECS::TaskDefinition").items():
+    for task in synth.of_type("AWS::ECS::TaskDefinition").values():
         for container in task["Properties"]["ContainerDefinitions"]:
             found[container["Name"]] = {e["Name"]: e["Value"] for e in container["Environment"]}
     return found
@@ -119,7 +116,7 @@ def test_the_sink_reports_partial_batch_failures(synthesized: Synthesized) -> No
     assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
 
 
-def test_drainer_and_reaper_run_every_minute(synthesized: Synthesized) -> None:
+def test_scheduled_functions_run_every_minute(synthesized: Synthesized) -> None:
     functions = platform_functions(synthesized)
     targets = {}
     for rule in synthesized.of_type("AWS::Events::Rule").values():
@@ -127,7 +124,8 @@ def test_drainer_and_reaper_run_every_minute(synthesized: Synthesized) -> None:
         assert props["ScheduleExpression"] == "rate(1 minute)" and props["State"] == "ENABLED"
         for target in props["Targets"]:
             targets[target["Arn"]["Fn::GetAtt"][0]] = target["RetryPolicy"]["MaximumRetryAttempts"]
-    assert targets == {functions[names.OUTBOX_DRAINER][0]: 0, functions[names.LEASE_REAPER][0]: 0}
+    scheduled = (names.OUTBOX_DRAINER, names.LEASE_REAPER, names.CHAIN_SYNC_PLANNER)
+    assert targets == {functions[folder][0]: 0 for folder in scheduled}
 
 
 # ---------------------------------------------------------------- the handler sources others write

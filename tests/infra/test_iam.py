@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
+
+from trace_cdk import names
 
 from tests.infra.conftest import Synthesized
-from trace_cdk import names
 
 # Actions that have no resource-level permissions: "*" is the only resource they accept.
 RESOURCELESS_ACTIONS = {"ecr:GetAuthorizationToken", "ec2:DescribeManagedPrefixLists"}

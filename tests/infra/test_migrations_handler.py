@@ -5,13 +5,13 @@ from __future__ import annotations
 import importlib.util
 import json
 import uuid
+from collections.abc import Callable
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 import boto3
 import psycopg
 import pytest
-
 from trace_cdk import migrations
 from trace_core import errors
 from trace_core.db import migrate

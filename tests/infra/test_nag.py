@@ -7,9 +7,9 @@ import re
 from pathlib import Path
 
 import pytest
+from trace_cdk import nag
 
 from tests.infra.conftest import Synthesized
-from trace_cdk import nag
 
 
 def test_app_synthesizes_with_no_unacknowledged_finding(synthesized: Synthesized) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from trace_cdk import network
+from trace_cdk import functions, names, network
 
 from tests.infra.conftest import Synthesized
 
@@ -132,10 +132,18 @@ def test_workloads_sit_in_the_subnets_of_their_egress_path(synthesized: Synthesi
     def subnets(config: dict[str, Any]) -> set[str]:
         return {s["Ref"] for s in config.get("Subnets") or config["SubnetIds"]}
 
-    in_vpc = [fn["Properties"]["VpcConfig"] for fn in synthesized.of_type("AWS::Lambda::Function").values()
-              if "VpcConfig" in fn["Properties"]]
+    # Lambda: isolated, except the functions that poll JSON-RPC providers (RPC egress, like the Cryo workers)
+    in_vpc = {lid: fn["Properties"]["VpcConfig"] for lid, fn in synthesized.of_type("AWS::Lambda::Function").items()
+              if "VpcConfig" in fn["Properties"]}
     assert len(in_vpc) == len(stack.functions.functions) + 1  # the platform functions and the migrations handler
-    assert all(subnets(config) == isolated for config in in_vpc)
+    rpc_group = {"Fn::GetAtt": [synthesized.logical_id(stack.network.rpc_egress_sg), "GroupId"]}
+    for folder, function in stack.functions.functions.items():
+        config = in_vpc[synthesized.logical_id(function)]
+        if functions.SPECS[folder].rpc_egress:
+            assert subnets(config) == egress and config["SecurityGroupIds"] == [rpc_group], folder
+        else:
+            assert subnets(config) == isolated, folder
+    assert [f for f, spec in functions.SPECS.items() if spec.rpc_egress] == [names.CHAIN_SYNC_PLANNER]
     placement = {
         name: synthesized.resources[synthesized.logical_id(service)]["Properties"]["NetworkConfiguration"]["AwsvpcConfiguration"]
         for name, service in stack.services.services.items()

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.infra.conftest import Synthesized
 from trace_cdk import names
+
+from tests.infra.conftest import Synthesized
 
 
 def alarms(synth: Synthesized) -> list[dict[str, Any]]:

@@ -6,8 +6,9 @@ import json
 import re
 from typing import Any
 
-from tests.infra.conftest import REPO, Synthesized
 from trace_cdk import names, services
+
+from tests.infra.conftest import REPO, Synthesized
 
 
 def containers(synth: Synthesized) -> dict[str, dict[str, Any]]:
@@ -26,14 +27,17 @@ def test_each_service_runs_its_entrypoint(synthesized: Synthesized) -> None:
     env = {name: {e["Name"]: e["Value"] for e in c["Environment"]} for name, c in found.items()}
     assert env["Worker"]["TRACE_TASK_QUEUE"] == names.TASK_QUEUE
     assert env["Delivery"]["TRACE_TASK_QUEUE"] == names.DELIVERY_QUEUE
-    assert env["Query"]["TRACE_QUERY_PORT"] == str(synthesized.stage.query.port)
+    query = synthesized.stage.query
+    assert env["Query"]["TRACE_QUERY_PORT"] == str(query.port) and env["Query"]["TRACE_QUERY_HOST"] == "0.0.0.0"
+    # the sandboxed DuckDB workers together stay within the task's memory
+    assert int(env["Query"]["TRACE_QUERY_MEMORY_MB"]) * int(env["Query"]["TRACE_QUERY_WORKERS"]) < query.memory_mib
     assert found["Query"]["PortMappings"][0]["ContainerPort"] == synthesized.stage.query.port
 
 
 def test_secrets_reach_containers_only_through_ecs_secrets(synthesized: Synthesized) -> None:
     found = containers(synthesized)
     secret_names = {name: {s["Name"] for s in c.get("Secrets", [])} for name, c in found.items()}
-    assert secret_names == {"Query": {"PGPASSWORD"}, "Worker": {"PGPASSWORD", "TRACE_RPC_URL"}, "Delivery": {"PGPASSWORD"}}
+    assert secret_names == {"Query": {"PGPASSWORD"}, "Worker": {"PGPASSWORD"}, "Delivery": {"PGPASSWORD"}}
     db_secret = synthesized.logical_id(synthesized.stack.data.database_secret)
     for container in found.values():
         (password,) = [s for s in container["Secrets"] if s["Name"] == "PGPASSWORD"]
@@ -56,19 +60,19 @@ def test_images_build_from_the_service_dockerfiles_with_a_small_context(synthesi
 def test_dockerfiles_pin_a_python_cryo_supports_and_run_the_same_command() -> None:
     for name, command in (("query", names.QUERY_COMMAND), ("worker", names.WORKER_COMMAND)):
         dockerfile = (REPO / "services" / name / "Dockerfile").read_text()
-        base = re.search(r"^FROM python:(\d+\.\d+)", dockerfile, re.M)
+        base = re.search(r"^FROM python:(\d+\.\d+)", dockerfile, re.MULTILINE)
         assert base and base[1] in ("3.11", "3.12"), f"{name}: cryo 0.3.2 has wheels for 3.10-3.12 only"
         assert f"CMD {json.dumps(command)}" in dockerfile.replace(", ", ", ")
-        assert re.search(r"^USER \d+", dockerfile, re.M), f"{name}: run as a non-root user"
+        assert re.search(r"^USER \d+", dockerfile, re.MULTILINE), f"{name}: run as a non-root user"
 
 
 def test_prebuilt_images_replace_the_build() -> None:
     # GIVEN a stage that names prebuilt images
     import aws_cdk as cdk
-
-    from tests.infra.conftest import cdk_context
     from trace_cdk import config
     from trace_cdk import services as services_mod
+
+    from tests.infra.conftest import cdk_context
 
     stages = cdk_context()["trace:stages"]
     stages["dev"]["images"] = {"query": "123456789012.dkr.ecr.us-east-1.amazonaws.com/trace-query:1"}
@@ -127,12 +131,12 @@ def test_sample_dispatcher_events_match_the_payload_format() -> None:
 
 def test_query_routes_go_through_the_vpc_link_and_the_query_service_authorizes(synthesized: Synthesized) -> None:
     found = routes(synthesized)
-    for key in ("POST /v1/query", "ANY /v1/query/{proxy+}"):
+    for key in ("POST /v1/query", "ANY /v1/query/{proxy+}", "POST /v1/task-query"):
         assert found[key]["AuthorizationType"] == "NONE", key
         integration_id = found[key]["Target"]["Fn::Join"][1][1]["Ref"]
         integration = synthesized.resources[integration_id]["Properties"]
         assert integration["ConnectionType"] == "VPC_LINK" and integration["IntegrationType"] == "HTTP_PROXY"
-    assert set(found) == {"ANY /{proxy+}", "POST /v1/query", "ANY /v1/query/{proxy+}"}
+    assert set(found) == {"ANY /{proxy+}", "POST /v1/query", "ANY /v1/query/{proxy+}", "POST /v1/task-query"}
     assert services.LB_PORT == 80
 
 
