@@ -31,16 +31,32 @@ def _supply(result: results.AnalyticsResult) -> Figure:
     summary = result.summary_dict()
     token = str(summary.get("token", ""))
     rows = result.table("total_supply").rows
+    opening = int(summary.get("opening_supply", 0))
     # A step line from the window's start: the opening supply, then each change.
     blocks = [result.from_block] + [b for b, _ in rows] + [result.to_block - 1]
-    values = [summary.get("opening_supply", 0)] + [v for _, v in rows] + [summary.get("closing_supply", 0)]
-    fig, ax = plt.subplots(figsize=(9, 4.5))
-    ax.step(blocks, [float(v) for v in values], where="post", color="tab:blue", label=f"total supply of {short(token)}")
-    ax.set_title(f"Total supply of token {token}\nblocks {result.from_block}–{result.to_block - 1}")
-    ax.set_xlabel("block number")
-    ax.set_ylabel("total supply (token base units)")
-    ax.grid(True, alpha=0.3)
-    ax.legend(loc="best")
+    values = [opening] + [v for _, v in rows] + [summary.get("closing_supply", opening)]
+    fig, (total, change) = plt.subplots(2, 1, figsize=(9, 7), sharex=True)
+    total.step(blocks, [float(v) for v in values], where="post", color="tab:blue",
+               label=f"total supply of {short(token)}")
+    total.set_title(f"Total supply of token {token}\nblocks {result.from_block}–{result.to_block - 1}")
+    total.set_ylabel("total supply (token base units)")
+    # One large mint can dwarf every later change: each block's net change, on a log scale, shows them all.
+    # The deltas are exact ints; only drawing them uses floats.
+    deltas = [(b, v - p) for (b, v), p in zip(rows, [opening] + [v for _, v in rows])]
+    minted = [(b, d) for b, d in deltas if d > 0]
+    burned = [(b, d) for b, d in deltas if d < 0]
+    change.vlines([b for b, _ in minted], 0, [float(d) for _, d in minted], color="tab:green",
+                  label="net minted in the block")
+    change.vlines([b for b, _ in burned], 0, [float(d) for _, d in burned], color="tab:red",
+                  label="net burned in the block")
+    change.axhline(0, color="grey", linewidth=0.8)
+    change.set_yscale("symlog", linthresh=1.0)
+    change.set_title("Supply changes per block")
+    change.set_xlabel("block number")
+    change.set_ylabel("change (token base units, log scale)")
+    for ax in (total, change):
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="best")
     return fig
 
 
