@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from trace_core.analytics import catalog, errors, metrics, plots, report, results
+from trace_core.analytics import catalog, errors, metrics, results
 from trace_core.analytics import run as run_mod
 from trace_core.cli import context
 
@@ -106,6 +106,8 @@ def run(
     parsed = parse_params(param)
     analytic.parse(parsed)  # fail on bad parameters before touching the stack
     result = run_mod.run(name, parsed, namespace=namespace, settings=context.settings())
+    # matplotlib costs a quarter second to import: only commands that draw pay for it.
+    from trace_core.analytics import plots, report
     if plot is not None:
         plots.plot(result, plot)
     if report_dir is not None:
