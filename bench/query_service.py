@@ -14,7 +14,8 @@ files, in this process):
    of ``--repeat`` runs after one warm-up. Target: service within 1.2x.
 2. ``trivial``: ``select 1 ... limit 1`` sequentially ``--trivial`` times with
    warm attach; p50/p95 of the round trip (token check, gate, attach, execute,
-   audit, HTTP). Target: p50 < 30 ms.
+   audit, HTTP), and the median of each pipeline phase from the audit rows
+   (``detail.ms``). Target: p50 < 30 ms.
 3. ``concurrent``: ``--clients`` threads for ``--duration`` seconds, each
    alternating the trivial query and a small aggregate. Target: zero errors.
 
@@ -162,6 +163,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "p50_ms": round(1000 * statistics.median(trivial), 2),
                     "p95_ms": round(1000 * statistics.quantiles(trivial, n=20)[18], 2),
                     "duckdb_p50_ms": round(1000 * statistics.median(plain_trivial), 2),
+                    **_phases(settings.database_url or "", TRIVIAL),
                 }
             results["concurrent"] = _concurrent(service.url, token, args.clients, args.duration)
         finally:
@@ -176,6 +178,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "concurrent_zero_errors": results["concurrent"]["errors"] == 0,
     }
     return results
+
+
+def _phases(database_url: str, sql: str) -> dict[str, Any]:
+    """Median milliseconds per pipeline phase of the audited runs of ``sql``, and the service's own share."""
+    with psycopg.connect(database_url) as conn:
+        rows = [r[0] for r in conn.execute(
+            "SELECT detail->'ms' FROM state.audit_log WHERE sql_text = %s AND decision = 'allowed'", (sql,))]
+    phases = {name: round(statistics.median(float(r[name]) for r in rows), 2) for name in rows[0]}
+    # Everything but the sandbox's own execution: token, gate, attach, shaping (audit and HTTP are not in it).
+    phases["service_overhead_ms"] = round(sum(v for k, v in phases.items() if k != "execute"), 2)
+    return {"phases_p50_ms": phases}
 
 
 def _concurrent(url: str, token: str, clients: int, duration: float) -> dict[str, Any]:
