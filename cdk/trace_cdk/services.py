@@ -24,6 +24,7 @@ from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from trace_cdk import access, config, environment, log_groups, nag, names, network
@@ -74,6 +75,7 @@ class Services(Construct):
         self._stage = stage
         self._net = net
         self._data = data
+        self.log_groups: dict[str, logs.LogGroup] = {}
         self.cluster = ecs.Cluster(
             self, "Cluster", vpc=net.vpc, container_insights_v2=ecs.ContainerInsights.ENABLED
         )
@@ -118,9 +120,7 @@ class Services(Construct):
             command=command,
             environment=env,
             secrets=secrets,
-            logging=ecs.LogDrivers.aws_logs(
-                stream_prefix=name, log_group=log_groups.log_group(self, f"{construct_name}Logs", self._stage)
-            ),
+            logging=ecs.LogDrivers.aws_logs(stream_prefix=name, log_group=self._log_group(name)),
             port_mappings=[ecs.PortMapping(container_port=port)] if port else None,
             stop_timeout=Duration.seconds(30),
         )
@@ -130,6 +130,10 @@ class Services(Construct):
             "The plain environment holds non-secret configuration only; secrets come through ECS secrets.",
         )
         return task
+
+    def _log_group(self, name: str) -> logs.LogGroup:
+        self.log_groups[name] = log_groups.log_group(self, f"{name.title()}Logs", self._stage)
+        return self.log_groups[name]
 
     def _env(self, name: str, *, task_queue: str = names.TASK_QUEUE) -> dict[str, str]:
         return environment.platform(

@@ -70,7 +70,9 @@ class TraceStack(cdk.Stack):
             "DatabaseEndpoint": (self.data.database.db_instance_endpoint_address, "RDS PostgreSQL (private)"),
             "DatabaseSecretArn": (self.data.database_secret.secret_arn, "Database credentials (RDS JSON)"),
             "ClusterName": (self.services.cluster.cluster_name, "ECS cluster of the Fargate services"),
-            "WorkerServiceName": (self.services.worker.service_name, "Cryo/platform workers"),
+            "WorkerServiceName": (self.services.worker.service_name, "Cryo/platform workers (run one-off tasks like it)"),
+            "WorkerLogGroupName": (self.services.log_groups["worker"].log_group_name, "Worker logs"),
+            "QueryLogGroupName": (self.services.log_groups["query"].log_group_name, "Query Service logs"),
             "AlarmTopicArn": (self.observability.topic.topic_arn, "Subscribe to receive alarms"),
             "DashboardName": (self.observability.dashboard.dashboard_name, "CloudWatch dashboard"),
         }
