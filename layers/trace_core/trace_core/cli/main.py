@@ -8,13 +8,13 @@ import typer
 
 from trace_core import errors
 from trace_core.cli import analytics as analytics_cli
-from trace_core.cli import chain, chainsync, stack, tasks, worker
+from trace_core.cli import chain, chainsync, demo, stack, tasks, worker
 from trace_core.cli import query as query_cli
 from trace_core.datasets import cli as datasets_cli
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Trace Lite: the whole platform on one machine.")
 
-for module in (stack, chainsync, tasks, worker, chain, query_cli, datasets_cli, analytics_cli):
+for module in (stack, chainsync, tasks, worker, chain, query_cli, datasets_cli, analytics_cli, demo):
     module.register(app)
 
 

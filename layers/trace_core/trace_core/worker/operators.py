@@ -64,8 +64,17 @@ def register(name: str, fn: Operator, *, replace: bool = False) -> None:
         _registry[name] = fn
 
 
+# The platform's own operators: every worker can run them without configuration.
+# Imported on first need (they import this module to register themselves).
+PLATFORM_MODULES = ("trace_core.ingest.operator",)
+
+
 def get(name: str) -> Operator:
     """The operator registered as ``name``, or UnknownOperatorError listing the known ones."""
+    with _lock:
+        missing = name not in _registry
+    if missing:
+        load_modules(",".join(PLATFORM_MODULES))
     with _lock:
         fn = _registry.get(name)
         if fn is None:
