@@ -3,8 +3,9 @@
 Subnets:
 - ``isolated`` (no route out): RDS, the Lambda functions, the Query Service,
   the interface endpoints. They reach AWS through VPC endpoints only.
-- ``egress`` (route to a NAT gateway): only the two named egress paths, the
-  Cryo workers (RPC egress) and the delivery workers (webhooks).
+- ``egress`` (route to a NAT gateway): only the two named egress paths: RPC
+  egress (the Cryo workers and the chain sync planner Lambda, which reach
+  JSON-RPC providers) and delivery egress (the delivery workers' webhooks).
 - ``public``: holds the NAT gateways and nothing else.
 
 Security groups never allow all outbound. Every workload may reach the

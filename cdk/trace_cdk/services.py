@@ -32,8 +32,17 @@ from trace_cdk import data as data_mod
 from trace_cdk import queues as queues_mod
 
 # Only what an image build needs is sent to Docker (and hashed at synth): not .venv, node_modules, ...
-IMAGE_CONTEXT = ["*", "!pyproject.toml", "!README.md", "!layers/", "!layers/trace_core/", "!layers/trace_core/trace_core/**",
-                 "**/__pycache__", "!services/", "!services/**"]
+IMAGE_CONTEXT = [
+    "*",
+    "!pyproject.toml",
+    "!README.md",
+    "!layers/",
+    "!layers/trace_core/",
+    "!layers/trace_core/trace_core/**",
+    "!services/",
+    "!services/**",
+    "**/__pycache__",
+]
 LB_PORT = 80
 
 
