@@ -88,6 +88,16 @@ def _render_summary(summary: results.Table) -> Table:
     return shown
 
 
+def show(result: results.AnalyticsResult, *, out: Console | None = None) -> None:
+    """Print a result's title, summary and tables to the terminal."""
+    out = out or console
+    out.print(f"[bold]{result.title}[/bold]: blocks [{result.from_block}, {result.to_block})")
+    if result.summary is not None:
+        out.print(_render_summary(result.summary))
+    for table in result.tables.values():
+        out.print(_render(table))
+
+
 @app.command("run")
 def run(
     name: Annotated[str, typer.Argument(help="The analytic (see `trace-lite analytics list`).")],
@@ -115,11 +125,7 @@ def run(
     if format == "json":
         print(json.dumps(result.to_json()))
         return
-    console.print(f"[bold]{result.title}[/bold]: blocks [{result.from_block}, {result.to_block})")
-    if result.summary is not None:
-        console.print(_render_summary(result.summary))
-    for table in result.tables.values():
-        console.print(_render(table))
+    show(result)
     for path, what in ((plot, "chart"), (report_dir, "report")):
         if path is not None:
             console.print(f"{what}: {path}")

@@ -7,6 +7,7 @@ questions of the synced data. Running it again reuses everything already done.
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -20,12 +21,14 @@ from rich.live import Live
 
 from trace_core import chain, errors
 from trace_core.chainsync import chain_reader, jobs, spec as spec_mod
+from trace_core.cli import analytics as analytics_cli
 from trace_core.cli import chainsync as chainsync_cli
 from trace_core.cli import context
 from trace_core.cli import stack as stack_cli
 from trace_core.lite import anvil, stack
 
-console = Console()
+# Piped output (CI logs, `| tee`) gets room for the wide progress and analytics tables.
+console = Console(width=None if sys.stdout.isatty() else 160)
 JOB_FILE = Path("examples") / "chain_sync.local.yaml"
 
 
@@ -80,6 +83,24 @@ def _sync(settings: Any, spec: spec_mod.ChainSyncSpec, timeout: float) -> None:
         console.print(table)
 
 
+def _analytics(settings: Any, info: chain.ChainInfo) -> Path:
+    """Run the three stored analytics, print their tables, and write charts and the HTML report."""
+    from trace_core.analytics import report, run  # matplotlib: only the commands that draw import it
+
+    token = info.token.address
+    wanted = [
+        ("total_supply", {"token": token}),
+        ("top_holders", {"token": token, "n": 5, "samples": 40}),
+        ("staking_concentration", {"samples": 40, "top_k": 3}),
+    ]
+    results = []
+    for name, params in wanted:
+        result = run.run(name, params, settings=settings)
+        analytics_cli.show(result, out=console)
+        results.append(result)
+    return report.write_report(results, settings.home / "reports")
+
+
 def demo(
     blocks: int = typer.Option(2_000, "--blocks", min=100, help="Blocks of activity to seed."),
     seed: int = typer.Option(42, "--seed", min=0, help="Seed of the activity generator."),
@@ -99,10 +120,16 @@ def demo(
     spec = job_spec(info, settings.rpc_url or "")
     _sync(settings, spec, timeout)
 
+    console.rule("[bold]4. Analytics through the Query Service")
+    report = _analytics(settings, info)
+
     console.rule(f"[bold]Done in {time.monotonic() - started:.0f}s")
+    console.print(f"Report: {report}  (charts beside it)")
     console.print("The stack is still running. Try:")
     for line in (
         'trace-lite query "select count(*) as blocks, max(block_number) as tip from blocks"',
+        'trace-lite query "select to_address, count(*) as n from erc20_transfers group by 1 order by n desc limit 5"',
+        f"trace-lite analytics run top_holders --param token={info.token.address} --param n=3 --plot holders.png",
         "trace-lite datasets",
         "trace-lite status",
         "trace-lite down      # stop everything",
