@@ -122,7 +122,7 @@ def parse_requests(payload: Mapping[str, Any]) -> list[GrantRequest]:
 
 def for_requests(rows: Sequence[Mapping[str, Any]], requests: Sequence[GrantRequest]) -> list[models.Grant]:
     """Grants for a task's requests from the visible version rows: the versions inside each block window."""
-    selected = []
+    selected: list[Mapping[str, Any]] = []
     for request in requests:
         low = request.from_block if request.from_block is not None else 0
         high = request.to_block if request.to_block is not None else 2**63 - 1

@@ -5,6 +5,9 @@ asks for dataset grants (``payload["grants"] = [{"dataset": "monad_local/blocks"
 calls :func:`task_token` with its lease and passes the token to the operator,
 which sends it to ``POST /v1/task-query``. The grants pin the versions visible
 at claim time, so every query of the attempt sees the same data.
+
+Connections must return dict rows (``row_factory=dict_row``), as the chain sync
+queries these functions build on expect.
 """
 
 from __future__ import annotations

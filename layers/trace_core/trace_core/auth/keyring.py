@@ -44,7 +44,7 @@ class KeyEntry(BaseModel):
 class Keyring(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    format: Literal["trace.keyring/1"] = FORMAT
+    format: Literal["trace.keyring/1"] = "trace.keyring/1"
     current: KeyId
     keys: Annotated[tuple[KeyEntry, ...], Field(min_length=1)]
 

@@ -16,6 +16,7 @@ import dataclasses
 import threading
 import uuid
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 from psycopg.rows import dict_row
@@ -94,7 +95,7 @@ class Resolver:
         records = self._registry.committed(wanted)
         out = []
         for grant in grants:
-            files = []
+            files: list[Path] = []
             for pinned in sorted(grant.versions, key=lambda v: v.range_start):
                 record = records.get(pinned.dataset_version)
                 self._check(grant, pinned, record)
