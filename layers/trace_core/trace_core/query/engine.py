@@ -104,10 +104,12 @@ class QueryResult:
 class _Worker:
     """The parent's handle on one worker process."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], conn: connection.Connection, sandbox: str) -> None:
+    def __init__(self, proc: subprocess.Popen[bytes], conn: connection.Connection, sandbox: str,
+                 scratch: Path) -> None:
         self.proc = proc
         self.conn = conn
         self.sandbox = sandbox
+        self.scratch = scratch
 
     def kill(self) -> None:
         if self.proc.poll() is None:
@@ -122,6 +124,7 @@ class _Worker:
         except (OSError, subprocess.TimeoutExpired):
             pass
         self.kill()
+        shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 class Engine:
@@ -137,8 +140,16 @@ class Engine:
         self._own_scratch = self.config.scratch_dir is None
         self._scratch = Path(self.config.scratch_dir or tempfile.mkdtemp(prefix="trace-query-")).resolve()
         self._serial = 0
+        self._spawners: set[threading.Thread] = set()
         self.sandbox = "not started"
         self._finalizer = weakref.finalize(self, _kill_all, self._all)
+        defaults = ExecLimits()
+        # What ``execute`` uses without explicit limits: ExecLimits' defaults, within this engine's ceilings.
+        self.default_limits = defaults.model_copy(update={
+            "memory_mb": min(defaults.memory_mb, self.config.max_memory_mb),
+            "max_temp_mb": min(defaults.max_temp_mb, self.config.max_temp_mb),
+            "threads": self.config.threads,
+        })
 
     def __enter__(self) -> Self:
         self.start()
@@ -171,10 +182,20 @@ class Engine:
             raise errors_seen[0]
         return self
 
+    @property
+    def pids(self) -> list[int]:
+        """Process ids of the live workers (for health checks and operators)."""
+        with self._lock:
+            return sorted(w.proc.pid for w in self._all)
+
     def close(self) -> None:
-        """Stop every worker and remove the scratch directory (when the engine created it)."""
+        """Stop every worker and remove its scratch directory (and the root, when the engine created it)."""
         with self._lock:
             self._closed = True
+            spawners = list(self._spawners)
+        for spawner in spawners:  # a replacement being started finishes (and is stopped) before scratch goes
+            spawner.join(self.config.start_timeout_s)
+        with self._lock:
             workers = list(self._all)
             self._all.clear()
         for worker in workers:
@@ -190,7 +211,7 @@ class Engine:
         Raises QueryTimeoutError, QueryMemoryError, QueryFailedError (the SQL could
         not run), InvalidRelationError (bad trusted input), QueryBusyError, EngineClosedError.
         """
-        limits = limits or ExecLimits()
+        limits = limits or self.default_limits
         self._check_limits(limits)
         checked = attach.validate(relations, data_roots=self.config.data_roots)
         worker = self._acquire()
@@ -228,7 +249,8 @@ class Engine:
                     f"no query worker became free within {self.config.acquire_timeout_s:g}s",
                     waited_s=self.config.acquire_timeout_s,
                 ) from None
-            if worker.proc.poll() is None:
+            # An idle worker never has anything to say: a readable socket means it died (EOF) or broke.
+            if worker.proc.poll() is None and not _readable(worker.conn):
                 return worker
             self._retire(worker)  # died while idle (killed from outside): replace it, take the next
 
@@ -244,13 +266,21 @@ class Engine:
             closed = self._closed
         threading.Thread(target=worker.stop, args=(2.0,), daemon=True).start()
         if not closed:
-            threading.Thread(target=self._replace, daemon=True).start()
+            spawner = threading.Thread(target=self._replace, daemon=True)
+            with self._lock:
+                self._spawners.add(spawner)
+            spawner.start()
 
     def _replace(self) -> None:
         try:
             self._idle.put(self._spawn())
+        except errors.EngineClosedError:
+            pass
         except Exception:  # the pool shrinks by one; the next failure is logged again
             logger.exception("could not start a replacement query worker")
+        finally:
+            with self._lock:
+                self._spawners.discard(threading.current_thread())
 
     def _spawn(self) -> _Worker:
         with self._lock:
@@ -296,7 +326,7 @@ class Engine:
             proc.wait()
             conn.close()
             raise errors.QueryFailedError(f"a query worker refused to start: {ready.get('error')}", kind="start")
-        worker = _Worker(proc, conn, str(ready.get("sandbox")))
+        worker = _Worker(proc, conn, str(ready.get("sandbox")), scratch)
         self.sandbox = worker.sandbox
         with self._lock:
             if self._closed:
@@ -370,6 +400,13 @@ def _error(head: dict[str, Any], limits: ExecLimits) -> errors.QueryError:
         return errors.InvalidRelationError(f"the relations could not be attached: {message}", relation=None,
                                            expected="readable Parquet files sharing one schema", recycle=recycle)
     return errors.QueryFailedError(message, kind=kind, error_type=head.get("error_type"), recycle=recycle)
+
+
+def _readable(conn: connection.Connection) -> bool:
+    try:
+        return conn.poll(0)
+    except OSError:
+        return True
 
 
 def _kill_all(workers: set[_Worker]) -> None:
