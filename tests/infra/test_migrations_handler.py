@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from trace_cdk import migrations
 from trace_core import errors
-from trace_core.db import migrate
+from trace_core.db import conninfo, migrate
 
 
 def load_handler() -> ModuleType:
@@ -98,11 +98,10 @@ def test_an_unreadable_secret_fails_with_the_variable_named(
 
 
 def test_conninfo_adds_the_password_from_rds_secret_json() -> None:
-    handler = load_handler()
     info = psycopg.conninfo.conninfo_to_dict(
-        handler.conninfo("postgresql://trace@db.internal:5432/trace?sslmode=require", json.dumps({"password": "p w"}))
+        conninfo.with_secret("postgresql://trace@db.internal:5432/trace?sslmode=require", json.dumps({"password": "p w"}))
     )
     assert info == {"user": "trace", "host": "db.internal", "port": "5432", "dbname": "trace",
                     "sslmode": "require", "password": "p w"}
     with pytest.raises(errors.ConfigError, match="'password'"):
-        handler.conninfo("postgresql://trace@db/trace", json.dumps({"username": "trace"}))
+        conninfo.with_secret("postgresql://trace@db/trace", json.dumps({"username": "trace"}))

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 from psycopg_pool import ConnectionPool
 
-from trace_core import errors
 from trace_core import settings as settings_mod
+from trace_core.db import conninfo
 from trace_core.db import pool as pool_mod
 from trace_core.queue import base
 
@@ -42,11 +42,7 @@ _override: Deps | None = None
 @functools.cache
 def _build() -> Deps:
     settings = settings_mod.get()
-    if not settings.database_url:
-        raise errors.ConfigError(
-            "the dispatcher needs TRACE_DATABASE_URL (the state database)", variable="TRACE_DATABASE_URL"
-        )
-    return Deps(settings, pool_mod.get(settings.database_url, max_size=settings.db_pool_max))
+    return Deps(settings, pool_mod.get(conninfo.resolve(settings), max_size=settings.db_pool_max))
 
 
 def get() -> Deps:

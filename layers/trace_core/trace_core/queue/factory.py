@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from trace_core import aws, errors
-from trace_core.db import pool
+from trace_core.db import conninfo, pool
 from trace_core.queue import base, pgqueue, sqs
 from trace_core.settings import Settings
 
@@ -17,4 +17,4 @@ def driver_for(settings: Settings) -> base.QueueDriver:
             "TRACE_QUEUE_DRIVER=pgqueue needs a database: TRACE_DATABASE_URL is unset",
             variable="TRACE_DATABASE_URL",
         )
-    return pgqueue.PgQueueDriver(pool.get(settings.database_url, max_size=settings.db_pool_max))
+    return pgqueue.PgQueueDriver(pool.get(conninfo.resolve(settings), max_size=settings.db_pool_max))

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from trace_core import aws
 from trace_core.auth import keys
+from trace_core.db import conninfo
 from trace_core.db import pool as db_pool
 from trace_core.query.service import attempts, audit, cache, engine, grants, pipeline, results
 from trace_core.query.service import sandbox as sandbox_mod
@@ -26,11 +27,7 @@ def limits(settings: Settings) -> pipeline.Limits:
 
 def build_service(settings: Settings, *, sandbox: sandbox_mod.Sandbox | None = None) -> pipeline.QueryService:
     """A QueryService wired to Postgres, S3 and the key store named by ``settings`` (and the real sandbox)."""
-    if not settings.database_url:
-        from trace_core import errors
-
-        raise errors.ConfigError("the Query Service needs TRACE_DATABASE_URL", variable="TRACE_DATABASE_URL")
-    pool = db_pool.get(settings.database_url, max_size=settings.db_pool_max)
+    pool = db_pool.get(conninfo.resolve(settings), max_size=settings.db_pool_max)
     # The sandbox workers may read only under the cache, and confinement needs the folder to exist at start.
     cache_root(settings).mkdir(parents=True, exist_ok=True)
     s3 = aws.client("s3", settings)
