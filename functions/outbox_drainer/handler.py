@@ -21,6 +21,8 @@ def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str,
     d = deps.get()
     with d.pool.connection() as conn:
         published = outbox.drain_all(conn, d.driver, batch_size=100, max_batches=50)
+        oldest = outbox.oldest_pending_age_seconds(conn)
     metrics.add_metric(name="OutboxPublished", unit=MetricUnit.Count, value=published)
+    metrics.add_metric(name="OutboxOldestAgeSeconds", unit=MetricUnit.Seconds, value=oldest)
     logger.info("outbox drained", extra={"published": published, "scheduled_at": event.time})
     return {"published": published}

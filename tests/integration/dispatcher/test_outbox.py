@@ -126,3 +126,13 @@ def test_drainer_publishes_to_real_pgqueue(conn, database_url):
         driver.ack([message])
     finally:
         driver.close()
+
+
+def test_oldest_pending_age_is_what_the_outbox_age_alarm_watches(conn, driver):
+    assert outbox.oldest_pending_age_seconds(conn) == 0.0
+    tasks.create(conn, models.CreateTask(operator="noop"))
+    conn.execute("UPDATE state.outbox SET created_at = now() - interval '90 seconds'")
+    conn.commit()
+    assert 89 <= outbox.oldest_pending_age_seconds(conn) < 120
+    outbox.drain(conn, driver)
+    assert outbox.oldest_pending_age_seconds(conn) == 0.0

@@ -60,3 +60,11 @@ def drain_all(
         if published < batch_size:
             break
     return total
+
+
+def oldest_pending_age_seconds(conn: psycopg.Connection[Any]) -> float:
+    """Age of the oldest due wake-up not yet published (0 when none): the outbox-age alarm's metric."""
+    row = conn.execute(queries.get("outbox_oldest_pending_age")).fetchone()
+    conn.commit()
+    value = row["age"] if isinstance(row, dict) else row[0]
+    return float(value or 0.0)

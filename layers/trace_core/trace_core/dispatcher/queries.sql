@@ -191,3 +191,7 @@ UPDATE state.outbox
        last_error = %(error)s,
        not_before = now() + least(power(2, publish_attempts), 300) * interval '1 second'
  WHERE outbox_id = ANY(%(ids)s::bigint[]);
+
+-- name: outbox_oldest_pending_age
+SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0) AS age
+FROM state.outbox WHERE published_at IS NULL AND not_before <= now();
