@@ -183,11 +183,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def _phases(database_url: str, sql: str) -> dict[str, Any]:
     """Median milliseconds per pipeline phase of the audited runs of ``sql``, and the service's own share."""
     with psycopg.connect(database_url) as conn:
-        rows = [r[0] for r in conn.execute(
-            "SELECT detail->'ms' FROM state.audit_log WHERE sql_text = %s AND decision = 'allowed'", (sql,))]
+        found = conn.execute("SELECT detail->'ms', duration_ms FROM state.audit_log "
+                             "WHERE sql_text = %s AND decision = 'allowed'", (sql,)).fetchall()
+    rows = [r[0] for r in found]
     phases = {name: round(statistics.median(float(r[name]) for r in rows), 2) for name in rows[0]}
+    # From reading the token to just before the audit INSERT: the round trip minus this is HTTP and audit.
+    phases["handled"] = round(statistics.median(float(r[1]) for r in found), 2)
     # Everything but the sandbox's own execution: token, gate, attach, shaping (audit and HTTP are not in it).
-    phases["service_overhead_ms"] = round(sum(v for k, v in phases.items() if k != "execute"), 2)
+    phases["service_overhead_ms"] = round(sum(v for k, v in phases.items() if k not in ("execute", "handled")), 2)
     return {"phases_p50_ms": phases}
 
 
