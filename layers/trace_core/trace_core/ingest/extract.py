@@ -169,7 +169,7 @@ def extract(
 ) -> Extraction:
     """Extract and stage every requested dataset of the range; returns what ``commit`` publishes."""
     cryo = extractor or CryoExtractor()
-    rpc_url = request.rpc.url_for(attempt)
+    rpc_url = request.rpc_url(attempt)
     client = rpc_client or rpc.RpcClient(rpc_url, timeout=30.0)
     chain = _Chain(client)
     try:

@@ -58,9 +58,13 @@ class RpcPool(_Frozen):
     trace_api: bool = True
     max_retries: Annotated[int, Field(ge=0, le=100)] = 5
 
-    def url_for(self, attempt: int) -> str:
-        """Each retry moves to the next URL of the pool, so one bad endpoint cannot burn every attempt."""
-        return self.urls[(max(attempt, 1) - 1) % len(self.urls)]
+    def url_for(self, attempt: int, slot: int = 0) -> str:
+        """The URL for ``attempt`` (1-based) of the task in pool ``slot``.
+
+        Tasks in different slots start on different URLs, so first attempts spread the load over the
+        pool; each retry moves to the next URL, so one bad endpoint cannot burn every attempt.
+        """
+        return self.urls[(slot + max(attempt, 1) - 1) % len(self.urls)]
 
 
 class ExtractOptions(_Frozen):
@@ -122,6 +126,18 @@ class IngestRequest(_Frozen):
     def network_name(self) -> str:
         """The network part of Cryo's file names (fixed per chain, so names never depend on the node)."""
         return f"network_{self.chain_id}"
+
+    @property
+    def pool_slot(self) -> int:
+        """Where this task starts in the RPC pool: the range's index (ranges are cut at multiples of their
+        length) plus the dataset's position, so neighbouring ranges, and the datasets of one range, start
+        on different URLs."""
+        index = self.range_start // (self.range_end - self.range_start)
+        return index + list(DATASETS).index(self.datasets[0])
+
+    def rpc_url(self, attempt: int) -> str:
+        """The pool URL this task's ``attempt`` uses (see :meth:`RpcPool.url_for`)."""
+        return self.rpc.url_for(attempt, self.pool_slot)
 
     def needing_trace_api(self) -> list[str]:
         return [d for d in self.datasets if DATASETS[d]]
