@@ -11,9 +11,11 @@ import json
 import uuid
 
 import httpx
+import jwt
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from fastapi.testclient import TestClient
 from trace_core.auth import keys, tokens
 from trace_core.dispatcher import models as task_models
@@ -112,20 +114,24 @@ def test_bad_tokens_are_401_and_audited(client, qs_settings, blocks, logs, conn,
     grants = helpers.grants_of(*blocks)
     good = helpers.user_token(qs_settings, grants)
     kid = keys.from_settings(qs_settings).signing_key().kid
-    other_ring = keys.FileKeyStore(tmp_path / "other.json")
-    cases = {
+    payload = jwt.decode(good, options={"verify_signature": False})
+    cases = [
         # tampered: the blocks grant re-pointed at the logs dataset
-        "token_signature": _forge(good, payload_edit=lambda c: c["grants"][0].update(
-            relation="logs", dataset_key=logs[0].dataset_key, dataset_uuid=str(logs[0].dataset_uuid))),
-        "token_expired": helpers.expired(qs_settings, grants),
-        "token_audience": tokens.mint_task_token(keys.from_settings(qs_settings), issuer=qs_settings.token_issuer,
-                                                 task_id=uuid.uuid4(), attempt=1, grants=grants),
-        "token_algorithm": _forge(good, header={"alg": "none", "typ": "JWT", "kid": kid}, signature=""),
-        "token_unknown_kid": tokens.mint_user_token(other_ring, issuer=qs_settings.token_issuer, org_id=helpers.ORG,
-                                                    subject="mallory", grants=grants),
-        "token_malformed": "not-a-jwt",
-    }
-    for code, token in cases.items():
+        ("token_signature", _forge(good, payload_edit=lambda c: c["grants"][0].update(
+            relation="logs", dataset_key=logs[0].dataset_key, dataset_uuid=str(logs[0].dataset_uuid)))),
+        # signed with an attacker's key under our kid
+        ("token_signature", jwt.encode(payload, ed25519.Ed25519PrivateKey.generate(), algorithm="EdDSA",
+                                       headers={"kid": kid})),
+        ("token_expired", helpers.expired(qs_settings, grants)),
+        ("token_audience", tokens.mint_task_token(keys.from_settings(qs_settings), issuer=qs_settings.token_issuer,
+                                                  task_id=uuid.uuid4(), attempt=1, grants=grants)),
+        ("token_algorithm", _forge(good, header={"alg": "none", "typ": "JWT", "kid": kid}, signature="")),
+        ("token_unknown_kid", tokens.mint_user_token(keys.FileKeyStore(tmp_path / "other.json"),
+                                                     issuer=qs_settings.token_issuer, org_id=helpers.ORG,
+                                                     subject="mallory", grants=grants)),
+        ("token_malformed", "not-a-jwt"),
+    ]
+    for code, token in cases:
         response = _query(client, token, "select count(*) from blocks")
         assert response.status_code == 401, (code, response.text)
         error = response.json()["error"]
@@ -134,6 +140,18 @@ def test_bad_tokens_are_401_and_audited(client, qs_settings, blocks, logs, conn,
         row = helpers.audit_row(conn, error["query_id"])
         assert (row["decision"], row["status_code"]) == ("denied", 401)
         assert row["reason"].startswith(code) and row["rows"] is None
+
+
+def test_rotation_keeps_old_tokens_working_at_the_service(client, qs_settings, blocks):
+    # GIVEN a token signed before another process rotates the key ring
+    grants = helpers.grants_of(*blocks)
+    before = helpers.user_token(qs_settings, grants)
+    assert _query(client, before, "select count(*) from blocks").status_code == 200
+    keys.FileKeyStore(keys.file_path(qs_settings)).rotate()
+    after = helpers.user_token(qs_settings, grants)
+    # THEN both the old and the new token answer
+    assert _query(client, before, "select count(*) from blocks").status_code == 200
+    assert _query(client, after, "select count(*) from blocks").status_code == 200
 
 
 def test_missing_token_is_401_and_audited(client, conn):

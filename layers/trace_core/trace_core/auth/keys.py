@@ -2,9 +2,9 @@
 
 Both hold the same JSON key ring (:mod:`trace_core.auth.keyring`). Parsed keys
 are cached in memory for ``refresh_s`` so verifying a token costs no I/O; a
-token whose key id is not in the cached ring triggers one reload (at most one
-per ``min_reload_s``, so random key ids cannot hammer the store), which is how a
-verifier picks up a rotation made by another process.
+token whose key id is not in the cached ring triggers a reload (such reloads at
+most once per ``min_reload_s``, so random key ids cannot hammer the store),
+which is how a verifier picks up a rotation made by another process.
 
 Only minting creates a ring: a verifier that finds none refuses every token.
 """
@@ -60,6 +60,7 @@ class _CachedKeyStore:
         self._lock = threading.Lock()
         self._ring: keyring.Keyring | None = None
         self._loaded_at = float("-inf")
+        self._forced_at = float("-inf")
         self._private: dict[str, ed25519.Ed25519PrivateKey] = {}
         self._public: dict[str, ed25519.Ed25519PublicKey] = {}
 
@@ -78,8 +79,14 @@ class _CachedKeyStore:
     # --- the port ---
     def _current_ring(self, *, force: bool = False) -> keyring.Keyring | None:
         with self._lock:
-            age = self._clock() - self._loaded_at
-            if self._ring is None or age >= self._refresh_s or (force and age >= self._min_reload_s):
+            now = self._clock()
+            stale = self._ring is None or now - self._loaded_at >= self._refresh_s
+            # Only reloads forced by unknown kids are rate-limited: a flood of random kids costs one
+            # load a second, while the first token of a fresh rotation still reloads at once.
+            forced = force and now - self._forced_at >= self._min_reload_s
+            if forced:
+                self._forced_at = now
+            if stale or forced:
                 self._set(self._load())
             return self._ring
 
