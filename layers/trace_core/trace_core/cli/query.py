@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import typer
+from psycopg.rows import dict_row
 from rich.console import Console
 from rich.table import Table
 
@@ -51,7 +52,7 @@ def _service_url() -> str:
 
 def _lite_token(datasets: list[str] | None, ttl: dt.timedelta) -> str:
     settings = context.settings()
-    with psycopg.connect(context.database_url()) as conn:
+    with psycopg.connect(context.database_url(), row_factory=dict_row) as conn:
         return issuing.lite_user_token(conn, keys.from_settings(settings), issuer=settings.token_issuer,
                                        datasets=datasets or None, ttl=ttl)
 
