@@ -66,7 +66,7 @@ class Settings(BaseSettings):
 
     # --- workers and the Lite host ---
     operator_modules: str = Field(default="", description="Comma-separated modules that register operators.")
-    worker_concurrency: Annotated[int, Field(ge=1, le=256)] = 8
+    worker_concurrency: Annotated[int, Field(ge=1, le=256)] = 32
     lease_seconds: Annotated[int, Field(ge=1, le=3600)] = 30
     host_workers: Annotated[int, Field(ge=0, le=16)] = 1
     host_tick_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0

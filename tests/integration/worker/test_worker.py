@@ -89,11 +89,19 @@ def test_a_retryable_failure_is_retried_and_a_permanent_one_is_not(create, get_t
     assert len(attempts(broken.task_id)) == 1
 
 
-def test_unknown_operator_fails_the_attempt_naming_the_operator(create, get_task, attempts, start_worker):
-    start_worker()
-    task = create("no_such_operator", max_attempts=1)
-    wait_for(lambda: get_task(task.task_id).status == "dead")
-    assert "no operator 'no_such_operator' is registered" in attempts(task.task_id)[0]["error"]
+def test_a_task_for_an_operator_no_worker_has_waits_unharmed_until_one_can_run_it(create, get_task, attempts,
+                                                                                 start_worker):
+    # GIVEN a worker that does not know operator "later_op"
+    worker = start_worker(poll_seconds=0.5)
+    task = create("later_op")
+    # WHEN its wake-up arrives THEN the worker spends the wake-up without claiming (no attempt is burnt)
+    wait_for(lambda: worker.stats["ignored"] >= 1)
+    assert get_task(task.task_id).status == "queued" and attempts(task.task_id) == []
+    # WHEN the operator becomes available THEN the worker's poll picks the task up without a wake-up
+    operators.register("later_op", lambda ctx: {"ran": True}, replace=True)
+    wait_for(lambda: get_task(task.task_id).status == "completed", timeout=5)
+    assert get_task(task.task_id).outputs == {"ran": True}
+    assert worker.stats["claimed_by_poll"] == 1
 
 
 def test_commit_hook_runs_in_the_winning_completion(create, get_task, start_worker, db_pool):

@@ -308,9 +308,10 @@ def export_environment(settings: Settings) -> None:
     for key, value in exported.items():
         if value:
             os.environ[key] = value
-    # X-Ray is not there and EMF metrics would only flood the log: off unless asked for.
+    # No X-Ray daemon here, and per-invocation INFO logs would flood host.log: off unless asked for.
+    # Metrics stay on (EMF lines in host.log): POWERTOOLS_METRICS_DISABLED makes Powertools 3.x keep
+    # every data point in memory instead of flushing it.
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
-    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     settings_mod.get.cache_clear()
 

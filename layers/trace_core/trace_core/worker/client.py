@@ -28,15 +28,10 @@ class CompletionItem:
 
 
 class DispatcherClient(Protocol):
-    def claim(
-        self, task_ids: Sequence[UUID], *, worker_id: str, lease_seconds: int
-    ) -> dict[UUID, models.Lease | errors.DispatcherError]:
-        """Try to lease each task; per task the lease or why not (NotClaimable, TaskNotFound, ...)."""
-
     def claim_next(
         self, *, worker_id: str, operators: Sequence[str], queue: str, lease_seconds: int, limit: int
     ) -> list[models.Lease]:
-        """Lease up to ``limit`` due tasks of ``queue`` with one of ``operators`` (no wake-up needed)."""
+        """Lease up to ``limit`` due tasks of ``queue`` with one of ``operators``, in one statement."""
 
     def heartbeat(
         self, leases: Sequence[models.Lease], *, lease_seconds: int

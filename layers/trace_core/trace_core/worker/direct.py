@@ -27,18 +27,6 @@ class DirectClient:
     def __init__(self, pool: ConnectionPool) -> None:
         self._pool = pool
 
-    def claim(
-        self, task_ids: Sequence[UUID], *, worker_id: str, lease_seconds: int
-    ) -> dict[UUID, models.Lease | errors.DispatcherError]:
-        found: dict[UUID, models.Lease | errors.DispatcherError] = {}
-        with self._pool.connection() as conn, conn.transaction():
-            for task_id in sorted(set(task_ids)):
-                try:
-                    found[task_id] = tasks.claim(conn, task_id, worker_id=worker_id, lease_seconds=lease_seconds)
-                except errors.DispatcherError as exc:
-                    found[task_id] = exc
-        return found
-
     def claim_next(
         self, *, worker_id: str, operators: Sequence[str], queue: str, lease_seconds: int, limit: int
     ) -> list[models.Lease]:

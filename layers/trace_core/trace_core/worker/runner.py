@@ -2,9 +2,11 @@
 
 Threads, each with one job:
 - the receive loop (the caller's thread, :meth:`Worker.run`): receives up to
-  the free slots, claims the tasks the wake-ups name in one batch, and hands
-  the leases to the executors; when the queue is quiet it also polls
-  ``claim_next`` every ``poll_seconds`` so a lost wake-up never strands a task;
+  the free slots; k wake-ups claim up to k due tasks of the queue in one
+  statement (``claim_next``: a wake-up means "work may be due", Postgres says
+  which); it hands the leases to the executors. When the queue is quiet it
+  also polls ``claim_next`` every ``poll_seconds``, so a lost wake-up never
+  strands a task;
 - ``concurrency`` executor threads run operators;
 - the completer reports finished attempts in batches, then acks their messages;
 - the heartbeater extends every live lease (and its messages' visibility)
@@ -12,7 +14,10 @@ Threads, each with one job:
   beats are survivable), and cancels an operator whose lease was lost.
 
 A message is acked only after its task's completion was recorded, or when it
-has nothing to do (the task is finished, leased elsewhere, or unknown).
+has nothing left to do (its task was claimed by someone, finished, or is
+unknown). Workers sharing a queue should register the same operators: a
+wake-up for an operator this worker lacks is spent here, and the task waits
+for a capable worker's poll.
 Malformed messages are never acked: they reach the dead-letter store after
 max receives. On stop, the loop takes no more work and either lets running
 operators finish (``finish``, up to ``grace_seconds``) or gives their leases
@@ -58,7 +63,7 @@ class WorkerConfig:
 
     queue: str = "trace-tasks"
     worker_id: str = dataclasses.field(default_factory=default_worker_id)
-    concurrency: int = 8
+    concurrency: int = 32
     lease_seconds: int = 30
     heartbeat_seconds: float | None = None  # None: lease_seconds / 3
     receive_wait_seconds: float = 1.0
@@ -99,6 +104,7 @@ class _Running:
 
 
 _STOP = object()
+_SQS_MAX_BATCH = 10
 
 
 class Worker:
@@ -137,10 +143,7 @@ class Worker:
                 if free == 0:
                     continue
                 try:
-                    messages = self._driver.receive(
-                        self.config.queue, max_messages=free, wait_seconds=self.config.receive_wait_seconds,
-                        visibility_seconds=self.config.lease_seconds,
-                    )
+                    messages = self._receive(free)
                     if messages:
                         self._handle(messages)
                     elif time.monotonic() - last_poll >= self.config.poll_seconds:
@@ -177,6 +180,20 @@ class Worker:
             )
             return 0 if self._stopping.is_set() else self.config.concurrency - len(self._running)
 
+    def _receive(self, free: int) -> list[base.Message]:
+        """Long-poll once, then top the batch up without waiting (SQS returns at most 10 per call)."""
+        got = self._driver.receive(
+            self.config.queue, max_messages=free, wait_seconds=self.config.receive_wait_seconds,
+            visibility_seconds=self.config.lease_seconds,
+        )
+        while got and len(got) < free and len(got) % _SQS_MAX_BATCH == 0:
+            more = self._driver.receive(self.config.queue, max_messages=free - len(got), wait_seconds=0,
+                                        visibility_seconds=self.config.lease_seconds)
+            if not more:
+                break
+            got.extend(more)
+        return got
+
     def _handle(self, messages: list[base.Message]) -> None:
         by_task: dict[UUID, list[base.Message]] = {}
         for message in messages:
@@ -185,26 +202,26 @@ class Worker:
                 # Left unacked: after max receives it is dead-lettered; until then it waits a while.
                 self.stats["malformed"] += 1
                 log.warning("worker: malformed wake-up %s on %s (receive %d): %.200r",
-                            message.message_id, message.queue, message.receive_count, message.body)
+                            message.message_id, message.queue, message.receive_count, message.raw or message.body)
                 self._driver.extend(message, self.config.malformed_retry_seconds)
                 continue
             by_task.setdefault(task_id, []).append(message)
         if not by_task:
             return
-        outcomes = self._client.claim(
-            list(by_task), worker_id=self.config.worker_id, lease_seconds=self.config.lease_seconds
+        # k wake-ups say "k tasks of this queue may be due": claim up to k due tasks in one
+        # statement (the batch is the throughput lever; see docs/decisions/0301). A claimed
+        # task whose wake-up we hold keeps it until completion; every other wake-up has done
+        # its job (its task is claimed here or elsewhere, finished, or unknown) and is acked now.
+        leases = self._client.claim_next(
+            worker_id=self.config.worker_id, operators=operators.names(), queue=self.config.queue,
+            lease_seconds=self.config.lease_seconds, limit=len(by_task),
         )
-        nothing_to_do: list[base.Message] = []
-        for task_id, outcome in outcomes.items():
-            if isinstance(outcome, models.Lease):
-                self._start(outcome, by_task[task_id])
-            else:
-                # Finished, leased elsewhere, not due, or unknown: this wake-up has done its job.
-                self.stats["ignored"] += len(by_task[task_id])
-                log.debug("worker: wake-up for %s ignored: %s", task_id, outcome)
-                nothing_to_do.extend(by_task[task_id])
-        if nothing_to_do:
-            self._driver.ack(nothing_to_do)
+        for lease in leases:
+            self._start(lease, by_task.pop(lease.task.task_id, []))
+        spent = [m for group in by_task.values() for m in group]
+        self.stats["ignored"] += len(spent)
+        if spent:
+            self._driver.ack(spent)
 
     def _poll(self, free: int) -> None:
         leases = self._client.claim_next(

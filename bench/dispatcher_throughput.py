@@ -1,0 +1,398 @@
+"""Dispatcher throughput: Trace (pgqueue and SQS) against PgQueuer 1.6 and procrastinate 3.10 on one Postgres.
+
+What is measured, the same way for every system: its workers (1, 2, 4 OS
+processes, default settings) are started and idle; then the producer enqueues
+N no-op jobs in batches of 1,000 and the clock runs until the last one is
+done. tasks/s = N / (last completion - first enqueue). For Trace a job is the
+whole path: create (task + outbox row) -> outbox drainer (the Lite host
+process, woken by NOTIFY) -> QueueDriver publish -> worker receive -> claim
+(lease) -> run `noop` -> complete (fenced) -> ack. Each system gets a fresh
+database on the same server. Also: Trace's wake-up latency (create -> claim)
+at low load, one task every 50 ms.
+
+Run: .venv/bin/python -m bench.dispatcher_throughput [--tasks 10000] [--sqs-tasks 2000]
+(needs `pip install -e '.[bench]'`). Results: printed, and as JSON with --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import boto3
+import psycopg
+from psycopg import sql
+
+from trace_core.db import migrate
+from trace_core.dispatcher import models, tasks
+from trace_core.lite import moto, postgres, procs
+
+ROOT = Path(__file__).resolve().parents[1]
+BATCH = 1000
+
+
+# ---------------------------------------------------------------- plumbing
+class Server:
+    """One Postgres server for every system; a fresh database per run."""
+
+    def __init__(self, admin_url: str) -> None:
+        self.admin_url = admin_url
+
+    def database(self, prefix: str) -> str:
+        name = f"bench_{prefix}_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        info = psycopg.conninfo.conninfo_to_dict(self.admin_url)
+        info["dbname"] = name
+        return psycopg.conninfo.make_conninfo(**info)
+
+    def drop(self, url: str) -> None:
+        name = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@contextlib.contextmanager
+def embedded_server(workdir: Path) -> Iterator[Server]:
+    data = workdir / "pg"
+    port = procs.free_port()
+    postgres.start(data, port)  # Lite's defaults (fsync on), not the test suite's fast mode
+    try:
+        yield Server(postgres.url(port))
+    finally:
+        postgres.destroy(data)
+
+
+@contextlib.contextmanager
+def children(logs: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    """Factory for child processes, each in its own session; all stopped on exit."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def spawn(name: str, cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        log = logs / f"{name}.log"
+        proc = procs.spawn(cmd, log, env={"PYTHONPATH": str(ROOT), **(env or {})})
+        proc.log = log  # type: ignore[attr-defined]
+        started.append(proc)
+        return proc
+
+    try:
+        yield spawn
+    finally:
+        for proc in started:
+            procs.stop(proc.pid, timeout=20)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)
+
+
+def wait_ready(proc: subprocess.Popen[bytes], marker: str, timeout: float = 90) -> None:
+    log: Path = proc.log  # type: ignore[attr-defined]
+    procs.wait_until(log.stem, lambda: marker in log.read_text(errors="replace"), proc=proc, log=log,
+                     timeout=timeout)
+
+
+def until_done(url: str, count_sql: str, n: int, timeout: float) -> float:
+    """Poll ``count_sql`` every 20 ms until it reaches ``n``; returns the monotonic time it did."""
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(url, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            if conn.execute(count_sql).fetchone()[0] >= n:  # type: ignore[index]
+                return time.monotonic()
+            time.sleep(0.02)
+    raise TimeoutError(f"not done within {timeout:.0f}s ({count_sql})")
+
+
+# ---------------------------------------------------------------- Trace
+def trace_env(url: str, queue: str, driver: str, moto_url: str | None, home: Path) -> dict[str, str]:
+    env = {"TRACE_DATABASE_URL": url, "TRACE_TASK_QUEUE": queue, "TRACE_QUEUE_DRIVER": driver,
+           "TRACE_HOME": str(home)}
+    if moto_url:
+        env |= {"AWS_ENDPOINT_URL": moto_url, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
+                "AWS_DEFAULT_REGION": "us-east-1"}
+    return env
+
+
+def make_sqs_queue(moto_url: str, name: str) -> None:
+    client = boto3.client("sqs", endpoint_url=moto_url, region_name="us-east-1",
+                          aws_access_key_id="bench", aws_secret_access_key="bench")
+    dlq = client.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+    arn = client.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    client.create_queue(QueueName=name, Attributes={
+        "VisibilityTimeout": "30",
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": "5"})})
+
+
+def create_tasks(url: str, queue: str, n: int, batch: int = BATCH) -> None:
+    with psycopg.connect(url, row_factory=psycopg.rows.dict_row) as conn:
+        for start in range(0, n, batch):
+            tasks.create_many(conn, [models.CreateTask(operator="noop", queue=queue)
+                                     for _ in range(min(batch, n - start))])
+
+
+def run_trace(server: Server, spawn: Callable[..., Any], *, driver: str, workers: int, n: int,
+              moto_url: str | None, workdir: Path) -> dict[str, Any]:
+    url = server.database(f"trace_{driver}")
+    migrate.apply(url)
+    queue = f"bench-{uuid.uuid4().hex[:8]}"
+    if driver == "sqs":
+        assert moto_url
+        make_sqs_queue(moto_url, queue)
+    env = trace_env(url, queue, driver, moto_url, workdir / "home")
+    cli = [sys.executable, "-m", "trace_core.cli"]
+    host = spawn(f"trace-{driver}-{workers}-host", [*cli, "host", "--workers", "0", "--port", "0"], env)
+    pool = [spawn(f"trace-{driver}-{workers}-worker{i}", [*cli, "worker", "--queue", queue], env)
+            for i in range(workers)]
+    wait_ready(host, "host ready")
+    for proc in pool:
+        wait_ready(proc, " ready: ")
+    started = time.monotonic()
+    create_tasks(url, queue, n)
+    created = time.monotonic()
+    done = until_done(url, "SELECT count(*) FROM state.tasks WHERE status = 'completed'", n, timeout=600)
+    with psycopg.connect(url) as conn:
+        attempts = conn.execute("SELECT count(*), count(*) FILTER (WHERE outcome = 'succeeded') "
+                                "FROM state.task_attempts").fetchone()
+    for proc in [host, *pool]:
+        procs.stop(proc.pid, timeout=20)
+    server.drop(url)
+    return {"system": f"trace-{driver}", "workers": workers, "tasks": n, "seconds": done - started,
+            "tasks_per_s": n / (done - started), "enqueue_s": created - started,
+            "attempts": attempts[0], "succeeded": attempts[1]}  # type: ignore[index]
+
+
+def trace_latency(server: Server, spawn: Callable[..., Any], *, n: int, workdir: Path) -> dict[str, Any]:
+    """Create one task every 50 ms with one idle worker; create -> claim from the database's clock."""
+    url = server.database("trace_latency")
+    migrate.apply(url)
+    queue = f"lat-{uuid.uuid4().hex[:8]}"
+    env = trace_env(url, queue, "pgqueue", None, workdir / "home")
+    cli = [sys.executable, "-m", "trace_core.cli"]
+    host = spawn("trace-latency-host", [*cli, "host", "--workers", "0", "--port", "0"], env)
+    worker = spawn("trace-latency-worker", [*cli, "worker", "--queue", queue], env)
+    wait_ready(host, "host ready")
+    wait_ready(worker, " ready: ")
+    with psycopg.connect(url, row_factory=psycopg.rows.dict_row) as conn:
+        for _ in range(n):
+            tasks.create(conn, models.CreateTask(operator="noop", queue=queue))
+            time.sleep(0.05)
+    until_done(url, "SELECT count(*) FROM state.tasks WHERE status = 'completed'", n, timeout=60)
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT extract(epoch FROM a.claimed_at - t.created_at) * 1000 "
+                            "FROM state.tasks t JOIN state.task_attempts a USING (task_id)").fetchall()
+    for proc in (host, worker):
+        procs.stop(proc.pid, timeout=20)
+    server.drop(url)
+    ms = sorted(float(r[0]) for r in rows)
+    return {"system": "trace-pgqueue", "samples": len(ms), "p50_ms": statistics.median(ms),
+            "p99_ms": ms[min(len(ms) - 1, int(round(0.99 * (len(ms) - 1))))], "max_ms": ms[-1]}
+
+
+# ---------------------------------------------------------------- PgQueuer 1.6
+async def _pgqueuer_child(dsn: str) -> None:
+    from pgqueuer import PsycopgDriver, Queries, QueueManager
+
+    conn = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
+    qm = QueueManager(Queries(PsycopgDriver(conn)))
+
+    @qm.entrypoint("noop")
+    async def noop(job: Any) -> None:
+        return None
+
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, qm.shutdown.set)
+    print("child ready", flush=True)
+    await qm.run()  # default settings (batch_size=10)
+
+
+async def _pgqueuer_setup(dsn: str) -> None:
+    from pgqueuer import PsycopgDriver, Queries
+
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        await Queries(PsycopgDriver(conn)).install()
+
+
+async def _pgqueuer_enqueue(dsn: str, n: int) -> None:
+    from pgqueuer import PsycopgDriver, Queries
+
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        queries = Queries(PsycopgDriver(conn))
+        for start in range(0, n, BATCH):
+            size = min(BATCH, n - start)
+            await queries.enqueue(["noop"] * size, [None] * size, [0] * size)
+
+
+def run_pgqueuer(server: Server, spawn: Callable[..., Any], *, workers: int, n: int) -> dict[str, Any]:
+    url = server.database("pgqueuer")
+    asyncio.run(_pgqueuer_setup(url))
+    pool = [spawn(f"pgqueuer-{workers}-worker{i}", [sys.executable, "-m", "bench.dispatcher_throughput",
+                                                   "child", "pgqueuer", url]) for i in range(workers)]
+    for proc in pool:
+        wait_ready(proc, "child ready")
+    time.sleep(0.5)  # let each manager reach its first dequeue
+    started = time.monotonic()
+    asyncio.run(_pgqueuer_enqueue(url, n))
+    created = time.monotonic()
+    # PgQueuer deletes a job when it finishes (and logs it): done = the queue table is empty again.
+    done = until_done(url, f"SELECT {n} - count(*) FROM pgqueuer", n, timeout=600)
+    for proc in pool:
+        procs.stop(proc.pid, timeout=20)
+    server.drop(url)
+    return {"system": "pgqueuer-1.6", "workers": workers, "tasks": n, "seconds": done - started,
+            "tasks_per_s": n / (done - started), "enqueue_s": created - started}
+
+
+# ---------------------------------------------------------------- procrastinate 3.10
+def _procrastinate_app(dsn: str) -> Any:
+    import procrastinate
+
+    app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=dsn))
+
+    @app.task(name="noop")
+    async def noop() -> None:
+        return None
+
+    return app, noop
+
+
+async def _procrastinate_child(dsn: str) -> None:
+    app, _ = _procrastinate_app(dsn)
+    async with app.open_async():
+        print("child ready", flush=True)
+        await app.run_worker_async()  # default settings (concurrency=1); stops on SIGTERM
+
+
+async def _procrastinate_setup(dsn: str) -> None:
+    app, _ = _procrastinate_app(dsn)
+    async with app.open_async():
+        await app.schema_manager.apply_schema_async()
+
+
+async def _procrastinate_enqueue(dsn: str, n: int) -> None:
+    app, noop = _procrastinate_app(dsn)
+    async with app.open_async():
+        for start in range(0, n, BATCH):
+            await noop.batch_defer_async(*[{} for _ in range(min(BATCH, n - start))])
+
+
+def run_procrastinate(server: Server, spawn: Callable[..., Any], *, workers: int, n: int) -> dict[str, Any]:
+    url = server.database("procrastinate")
+    asyncio.run(_procrastinate_setup(url))
+    pool = [spawn(f"procrastinate-{workers}-worker{i}", [sys.executable, "-m", "bench.dispatcher_throughput",
+                                                        "child", "procrastinate", url]) for i in range(workers)]
+    for proc in pool:
+        wait_ready(proc, "child ready")
+    time.sleep(0.5)
+    started = time.monotonic()
+    asyncio.run(_procrastinate_enqueue(url, n))
+    created = time.monotonic()
+    done = until_done(url, "SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded'", n, timeout=900)
+    for proc in pool:
+        procs.stop(proc.pid, timeout=20)
+    server.drop(url)
+    return {"system": "procrastinate-3.10", "workers": workers, "tasks": n, "seconds": done - started,
+            "tasks_per_s": n / (done - started), "enqueue_s": created - started}
+
+
+# ---------------------------------------------------------------- report
+def report(results: list[dict[str, Any]], latency: dict[str, Any] | None) -> str:
+    lines = ["| system | tasks | 1 worker | 2 workers | 4 workers |", "|---|---|---|---|---|"]
+    systems = list(dict.fromkeys(r["system"] for r in results))
+    table = {(r["system"], r["workers"]): r for r in results}
+    for system in systems:
+        cells = [f"{table[(system, w)]['tasks_per_s']:,.0f}/s" if (system, w) in table else "-" for w in (1, 2, 4)]
+        n = next(r["tasks"] for r in results if r["system"] == system)
+        lines.append(f"| {system} | {n:,} | " + " | ".join(cells) + " |")
+    lines += ["", "| workers | trace-pgqueue / faster peer | trace-sqs / faster peer |", "|---|---|---|"]
+    for w in (1, 2, 4):
+        peers = [table[(p, w)]["tasks_per_s"] for p in ("pgqueuer-1.6", "procrastinate-3.10") if (p, w) in table]
+        if not peers:
+            continue
+        best = max(peers)
+        ratio = [f"{table[(s, w)]['tasks_per_s'] / best:.2f}x" if (s, w) in table else "-"
+                 for s in ("trace-pgqueue", "trace-sqs")]
+        lines.append(f"| {w} | {ratio[0]} | {ratio[1]} |")
+    if latency:
+        lines += ["", f"Trace wake-up latency (create -> claim, pgqueue, one task every 50 ms, "
+                      f"{latency['samples']} samples): p50 {latency['p50_ms']:.1f} ms, "
+                      f"p99 {latency['p99_ms']:.1f} ms, max {latency['max_ms']:.1f} ms"]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command")
+    child = sub.add_parser("child", help="(internal) a peer's worker process")
+    child.add_argument("system", choices=("pgqueuer", "procrastinate"))
+    child.add_argument("dsn")
+    parser.add_argument("--tasks", type=int, default=10_000)
+    parser.add_argument("--sqs-tasks", type=int, default=2_000, help="moto server is slow; fewer tasks for SQS")
+    parser.add_argument("--workers", default="1,2,4")
+    parser.add_argument("--systems", default="trace-pgqueue,pgqueuer,procrastinate,trace-sqs")
+    parser.add_argument("--latency-tasks", type=int, default=200)
+    parser.add_argument("--database-url", help="an admin URL of an existing server (default: embedded)")
+    parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    args = parser.parse_args(argv)
+    if args.command == "child":
+        target = _pgqueuer_child if args.system == "pgqueuer" else _procrastinate_child
+        asyncio.run(target(args.dsn))
+        return
+
+    worker_counts = [int(w) for w in args.workers.split(",")]
+    systems = args.systems.split(",")
+    results: list[dict[str, Any]] = []
+    latency = None
+    with tempfile.TemporaryDirectory(prefix="trace-bench-") as tmp:
+        workdir = Path(tmp)
+        (workdir / "logs").mkdir()
+        server_cm = (contextlib.nullcontext(Server(args.database_url)) if args.database_url
+                     else embedded_server(workdir))
+        with server_cm as server, children(workdir / "logs") as spawn:
+            moto_proc = None
+            moto_url = None
+            if "trace-sqs" in systems:
+                port = procs.free_port()
+                moto_proc = moto.start(port, workdir / "logs" / "moto.log")
+                moto_url = moto.url(port)
+            try:
+                for workers in worker_counts:
+                    for system in systems:
+                        t0 = time.monotonic()
+                        if system == "trace-pgqueue":
+                            r = run_trace(server, spawn, driver="pgqueue", workers=workers, n=args.tasks,
+                                          moto_url=None, workdir=workdir)
+                        elif system == "trace-sqs":
+                            r = run_trace(server, spawn, driver="sqs", workers=workers, n=args.sqs_tasks,
+                                          moto_url=moto_url, workdir=workdir)
+                        elif system == "pgqueuer":
+                            r = run_pgqueuer(server, spawn, workers=workers, n=args.tasks)
+                        else:
+                            r = run_procrastinate(server, spawn, workers=workers, n=args.tasks)
+                        r["wall_s"] = time.monotonic() - t0
+                        results.append(r)
+                        print(json.dumps(r), flush=True)
+                if "trace-pgqueue" in systems and args.latency_tasks:
+                    latency = trace_latency(server, spawn, n=args.latency_tasks, workdir=workdir)
+                    print(json.dumps(latency), flush=True)
+            finally:
+                if moto_proc is not None:
+                    procs.stop(moto_proc.pid)
+    text = report(results, latency)
+    print(text)
+    if args.out:
+        args.out.write_text(json.dumps({"results": results, "latency": latency, "table": text,
+                                        "cpus": os.cpu_count()}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
