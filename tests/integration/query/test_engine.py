@@ -105,6 +105,19 @@ def test_each_query_gets_a_fresh_database_and_temp_directory(raw_engine: engine.
     assert not Path(first).exists()
 
 
+def test_a_repeated_grant_reuses_its_locked_database(faulty_engine: engine.Engine, world: conftest.World) -> None:
+    # GIVEN one worker and the same grant queried twice
+    sql = "SELECT current_setting('temp_directory') AS t, current_setting('lock_configuration') AS locked"
+    first = faulty_engine.execute(sql, world.relations("blocks"), SMALL).rows()
+    second = faulty_engine.execute(sql, world.relations("blocks"), SMALL).rows()
+    # THEN the second query ran on the same locked database (its own connection), still locked
+    assert first == second and first[0][1] is True
+    # WHEN another grant comes THEN it gets a fresh database and the warm one is discarded with its directory
+    third = faulty_engine.execute(sql, world.relations("logs"), SMALL).rows()
+    assert third[0][0] != first[0][0]
+    assert not Path(first[0][0]).exists()
+
+
 def test_rows_are_capped_with_truncation_reported(query_engine: engine.Engine) -> None:
     sql = "SELECT range AS i FROM range(100)"
     capped = query_engine.execute(sql, {}, engine.ExecLimits(max_rows=10))

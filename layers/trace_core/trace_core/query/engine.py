@@ -79,6 +79,11 @@ class EngineConfig(BaseModel):
     verify_statement: bool = Field(
         default=True, description="DuckDB's parser must see one SELECT. Off only in tests proving the settings alone."
     )
+    reuse_databases: bool = Field(
+        default=True, description="A worker keeps its last locked database warm for the next query over the same "
+        "files and limits (each query still gets its own connection); off = a fresh database per query. "
+        "Only with verify_statement.",
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -310,6 +315,7 @@ class Engine:
             "landlock": config.landlock,
             "verify_statement": config.verify_statement,
             "threads": config.threads,
+            "reuse_databases": config.reuse_databases,
         }
         conn.send_bytes(json.dumps(init).encode())
         if not conn.poll(config.start_timeout_s):

@@ -1,4 +1,4 @@
-"""The query worker process: one query at a time, each on a fresh, hardened, locked DuckDB.
+"""The query worker process: one query at a time, each on its own connection to a hardened, locked DuckDB.
 
 Started by :class:`trace_core.query.engine.Engine` as
 ``python -m trace_core.query.worker <fd>`` with a minimal environment. Before it
@@ -7,17 +7,25 @@ resource limits, then Landlock where the kernel has it (reads only beneath the
 runtime and the data roots, writes only beneath its scratch directory, no TCP).
 
 Per query: a DuckDB database prepared while idle (extension autoload and
-install off, Python replacement scans off, a per-query temp directory) gets
-the relations attached by trusted code, its limits set, ``allowed_paths`` set
-to exactly the attached files, then external access off and configuration
+install off, Python replacement scans off, its own temp directory) gets the
+relations attached by trusted code, its limits set, ``allowed_paths`` set to
+exactly the attached files, then external access off and configuration
 locked. Then DuckDB's own parser must see one SELECT, and the query runs under
 a CPU limit and a watchdog that interrupts it at the wall-clock limit. The
 result is fetched up to the row and byte caps (cap + 1 rows, to know whether
-it was truncated). The database and the temp directory are discarded after.
+it was truncated).
+
+Afterwards the database and its temp directory are discarded, except that the
+last database that answered may stay warm for the next query over exactly the
+same files and limits (``reuse_databases``): that query gets a new connection
+to it. A first query on a new database pays a cold start (about 20 ms on a
+10M-row Parquet scan); nothing a SELECT does outlives its connection, which is
+why reuse needs the SELECT-only check. At most one database holds memory.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -52,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     if init["landlock"] == "required" and not sandbox.enforced:
         conn.send_bytes(json.dumps({"ready": False, "error": sandbox.reason}).encode())
         return 2
-    worker = _Worker(conn, scratch, verify_statement=bool(init["verify_statement"]), threads=int(init["threads"]))
+    worker = _Worker(conn, scratch, verify_statement=bool(init["verify_statement"]), threads=int(init["threads"]),
+                     reuse_databases=bool(init["reuse_databases"]))
     conn.send_bytes(json.dumps({"ready": True, "sandbox": _describe(sandbox), "pid": os.getpid()}).encode())
     worker.serve()
     return 0
@@ -86,8 +95,18 @@ def _describe(outcome: landlock.Outcome) -> str:
     return f"landlock-abi-{outcome.abi}" if outcome.enforced else f"none ({outcome.reason})"
 
 
+@dataclasses.dataclass
+class _Database:
+    """One DuckDB database: prepared (unlocked) or attached and locked for one grant and its limits."""
+
+    con: Any
+    directory: Path
+    key: str | None = None  # set once attached and locked, when it may serve later queries
+
+
 class _Worker:
-    def __init__(self, conn: connection.Connection, scratch: Path, *, verify_statement: bool, threads: int) -> None:
+    def __init__(self, conn: connection.Connection, scratch: Path, *, verify_statement: bool, threads: int,
+                 reuse_databases: bool) -> None:
         # Imported only now, after confinement, so every thread they start is confined too.
         import duckdb
 
@@ -100,8 +119,12 @@ class _Worker:
         self._scratch = scratch
         self._verify_statement = verify_statement
         self._threads = threads  # the usual per-query value: opening with it spares a resize per query
+        # A warm database is reused only behind DuckDB's own SELECT-only check: nothing a SELECT
+        # does outlives its connection, and each query gets a new connection.
+        self._reuse = reuse_databases and verify_statement
+        self._warm: _Database | None = None
         self._seq = 0
-        self._next: Any = None
+        self._next: _Database | None = None
         self._prepare_next()
 
     def serve(self) -> None:
@@ -113,53 +136,86 @@ class _Worker:
             if request.get("op") == "stop":
                 return
             tables = [self._protocol.read_table(self._conn.recv_bytes()) for _ in range(request["arrow_tables"])]
-            con, qdir = self._next, self._scratch / f"q{self._seq}"
-            self._next = None
+            key = self._warm_key(request) if self._reuse else None
+            database = self._database_for(key)
+            response: dict[str, Any] = {"ok": False}
             try:
-                response, payload = self._run(con, request, tables)
+                response, payload = self._run(database, key, request, tables)
                 self._conn.send_bytes(self._protocol.header(**response))
                 if payload is not None:
                     self._conn.send_bytes(payload)
             finally:
-                # After answering: closing a database costs more than a trivial query.
-                con.close()
-                shutil.rmtree(qdir, ignore_errors=True)
+                # After answering: closing a database costs more than a trivial query. Only a
+                # database that answered is kept warm; after any failure it is discarded.
+                if response.get("ok") and database.key is not None:
+                    self._warm = database
+                else:
+                    _close(database)
             if response.get("recycle"):
                 return  # state may be damaged: the engine starts a fresh worker
-            self._prepare_next()
+            if self._next is None:
+                self._prepare_next()
+
+    def _warm_key(self, request: dict[str, Any]) -> str | None:
+        """Queries over the same files with the same database-level limits may share a locked database."""
+        if request["arrow_tables"] or not request["relations"]:
+            return None  # Arrow tables arrive anew with each query; nothing to keep warm without relations
+        limits = request["limits"]
+        return json.dumps([sorted((r["name"], r["files"]) for r in request["relations"]),
+                           limits["memory_mb"], limits["threads"], limits["max_temp_mb"]])
+
+    def _database_for(self, key: str | None) -> _Database:
+        """The warm database for ``key``, else the prepared one; at most one database holds memory at a time."""
+        warm, self._warm = self._warm, None
+        if warm is not None and key is not None and warm.key == key:
+            return warm
+        if warm is not None:
+            _close(warm)  # before the next query allocates: their memory must not add up
+        database, self._next = self._next, None
+        assert database is not None
+        return database
 
     def _prepare_next(self) -> None:
         """Open the next query's database while idle (connecting costs more than a trivial query)."""
         self._seq += 1
-        qdir = self._scratch / f"q{self._seq}"
-        (qdir / "tmp").mkdir(parents=True, exist_ok=True)
-        self._next = self._duckdb.connect(":memory:", config={
+        directory = self._scratch / f"q{self._seq}"
+        (directory / "tmp").mkdir(parents=True, exist_ok=True)
+        self._next = _Database(self._duckdb.connect(":memory:", config={
             "threads": self._threads,
             "memory_limit": "64MB",
-            "temp_directory": str(qdir / "tmp"),
-            "extension_directory": str(qdir / "extensions"),
-            "secret_directory": str(qdir / "secrets"),
+            "temp_directory": str(directory / "tmp"),
+            "extension_directory": str(directory / "extensions"),
+            "secret_directory": str(directory / "secrets"),
             "autoload_known_extensions": False,
             "autoinstall_known_extensions": False,
             "allow_community_extensions": False,
             "allow_unsigned_extensions": False,
             "python_enable_replacements": False,
-        })
+        }), directory)
 
-    def _run(self, con: Any, request: dict[str, Any], tables: list[Any]) -> tuple[dict[str, Any], Any]:
+    def _run(self, database: _Database, key: str | None, request: dict[str, Any],
+             tables: list[Any]) -> tuple[dict[str, Any], Any]:
         duckdb = self._duckdb
         limits = request["limits"]
         relations = self._relations(request["relations"], tables)
         redact = {**self._attach.redactions(relations), str(self._scratch): "<scratch>"}
         started = time.perf_counter()
         timed_out = threading.Event()
+        con = database.con
+        try:
+            if database.key is None:  # a fresh database: trusted attach, then lock it down
+                try:
+                    files = self._attach.attach(con, relations)
+                except duckdb.Error as exc:
+                    return _failure("attach", _redacted(exc, redact)), None
+                _lock(con, limits, files)
+                database.key = key
+            if database.key is not None:
+                con = database.con.cursor()  # a shared, locked database: the query gets its own connection
+        except duckdb.Error as exc:
+            return _failure("failed", _redacted(exc, redact), error_type=type(exc).__name__), None
         timer = threading.Timer(limits["timeout_s"], _interrupt, (con, timed_out))
         try:
-            try:
-                files = self._attach.attach(con, relations)
-            except duckdb.Error as exc:
-                return _failure("attach", _redacted(exc, redact)), None
-            _lock(con, limits, files)
             if self._verify_statement:
                 refusal = _statement_refusal(duckdb, con, request["sql"])
                 if refusal:
@@ -184,6 +240,8 @@ class _Worker:
             return _failure("internal", _redacted(exc, redact), recycle=True), None
         finally:
             timer.cancel()
+            if con is not database.con:
+                con.close()
 
     def _relations(self, specs: list[dict[str, Any]], tables: list[Any]) -> dict[str, Any]:
         source = self._attach.RelationSource
@@ -195,6 +253,11 @@ class _Worker:
             else:
                 relations[spec["name"]] = source(files=tuple(Path(f) for f in spec["files"]))
         return relations
+
+
+def _close(database: _Database) -> None:
+    database.con.close()
+    shutil.rmtree(database.directory, ignore_errors=True)
 
 
 def _interrupt(con: Any, timed_out: threading.Event) -> None:
