@@ -3,9 +3,9 @@
 Test-time assets (documented, never deployed):
 - the layer is ``trace_core`` alone, built by ``trace_cdk.assets.build(deps=False)``
   (no network during ``make test``); synthesis only hashes the folder;
-- the function folders are the real ``functions/<name>``; a handler another
-  engineer has not written yet is replaced by a stand-in in a temporary copy,
-  and ``test_functions.py::test_handler_source`` skips for it, naming it.
+- the function folders are the real ``functions/<name>``; a missing handler is
+  replaced by a stand-in in a temporary copy (so the other checks still
+  synthesize), and ``test_functions.py::test_handler_source`` fails, naming it.
 """
 
 from __future__ import annotations
