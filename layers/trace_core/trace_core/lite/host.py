@@ -77,7 +77,7 @@ class HostSpec:
 
 
 def default_spec(settings: Settings) -> HostSpec:
-    """The platform's functions as the CDK app wires them (API, drainer and reaper schedules)."""
+    """The platform's functions as the CDK app wires them (API, drainer and reaper schedules, sink queue)."""
     return HostSpec(
         functions_root=anvil.project_root() / "functions",
         api_function="dispatcher_api",
@@ -85,6 +85,8 @@ def default_spec(settings: Settings) -> HostSpec:
             Schedule("outbox_drainer", settings.host_tick_seconds, wake_on_outbox=True),
             Schedule("lease_reaper", settings.host_tick_seconds),
         ),
+        # The dataset-buffer queue, batches of 10 as the CDK's event source (see docs/specs/sink.md).
+        queue_triggers=(QueueTrigger("trace-sink", "sink", batch_size=10),),
         workers=settings.host_workers,
     )
 
