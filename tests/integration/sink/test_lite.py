@@ -6,11 +6,11 @@ import dataclasses
 
 import psycopg
 from psycopg.rows import dict_row
+from trace_core.lite import host as host_mod
+from trace_core.lite import provision
 
 from tests.integration.sink.conftest import event
 from tests.integration.worker.conftest import wait_for
-from trace_core.lite import host as host_mod
-from trace_core.lite import provision
 
 
 def test_the_default_host_sinks_published_batches_and_buries_poison_on_pgqueue(

@@ -10,11 +10,12 @@ from trace_core import errors
 from trace_core.cli import analytics as analytics_cli
 from trace_core.cli import chain, chainsync, demo, stack, tasks, worker
 from trace_core.cli import query as query_cli
+from trace_core.cli import sink as sink_cli
 from trace_core.datasets import cli as datasets_cli
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Trace Lite: the whole platform on one machine.")
 
-for module in (stack, chainsync, tasks, worker, chain, query_cli, datasets_cli, analytics_cli, demo):
+for module in (stack, chainsync, tasks, worker, chain, query_cli, datasets_cli, analytics_cli, demo, sink_cli):
     module.register(app)
 
 

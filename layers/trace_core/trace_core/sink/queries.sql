@@ -58,3 +58,24 @@ UPDATE state.sink_batches
 UPDATE state.sink_batches
    SET status = 'rejected', rejections = rejections + 1, last_error = %(error)s
  WHERE batch_id = %(batch_id)s AND status <> 'applied';
+
+-- name: requeue
+-- A new wake-up for batches not yet applied (replay after a repair or a lost DLQ message).
+INSERT INTO state.outbox (queue, payload)
+SELECT %(queue)s, jsonb_build_object('batch_id', batch_id::text, 'sink', sink)
+FROM state.sink_batches
+WHERE batch_id = ANY(%(batch_ids)s::uuid[]) AND status <> 'applied'
+RETURNING (payload->>'batch_id')::uuid AS batch_id;
+
+-- name: batch_counts
+SELECT sink, status, count(*) AS batches, coalesce(sum(record_count), 0) AS records, min(created_at) AS oldest
+FROM state.sink_batches
+GROUP BY sink, status
+ORDER BY sink, status;
+
+-- name: rejected_batches
+SELECT batch_id, sink, rejections, last_error, created_at
+FROM state.sink_batches
+WHERE status = 'rejected'
+ORDER BY created_at DESC
+LIMIT %(limit)s;

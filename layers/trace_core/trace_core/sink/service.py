@@ -69,6 +69,15 @@ def publish(
     return store.stage(conn, plan, queue=queue, org_id=org_id, task_id=task_id, attempt=attempt)
 
 
+def requeue(conn: psycopg.Connection[Any], batch_ids: Sequence[UUID], *, queue: str = QUEUE) -> list[UUID]:
+    """Send a new pointer for each staged batch not yet applied (the replay after a repair); caller commits.
+
+    Applied batches are skipped (their rows are there); unknown ids are ignored.
+    Returns the ids requeued.
+    """
+    return store.requeue(conn, list(batch_ids), queue=queue)
+
+
 def consume(sink_store: SinkStore, body: str, *, message_id: str) -> models.Applied:
     """Apply the batch one ``trace-sink`` message points at: all of its rows or none."""
     message = models.parse_message(body)

@@ -66,6 +66,27 @@ def stage(
     return batch_id
 
 
+def requeue(conn: psycopg.Connection[Any], batch_ids: list[UUID], *, queue: str) -> list[UUID]:
+    """Write a new outbox pointer for each of ``batch_ids`` not yet applied; returns those requeued."""
+    try:
+        with conn.cursor(row_factory=dict_row) as cur:
+            found = cur.execute(query("requeue"), {"batch_ids": batch_ids, "queue": queue}).fetchall()
+    except psycopg.Error as exc:
+        raise errors.SinkStoreError(f"requeueing batches failed: {exc}", operation="requeue") from exc
+    return [row["batch_id"] for row in found]
+
+
+def summary(conn: psycopg.Connection[Any], *, rejected_limit: int = 10) -> tuple[list[Row], list[Row]]:
+    """Batch counts by sink and status, and the newest rejected batches (with why)."""
+    try:
+        with conn.cursor(row_factory=dict_row) as cur:
+            counts = cur.execute(query("batch_counts")).fetchall()
+            rejected = cur.execute(query("rejected_batches"), {"limit": rejected_limit}).fetchall()
+    except psycopg.Error as exc:
+        raise errors.SinkStoreError(f"reading sink batches failed: {exc}", operation="summary") from exc
+    return counts, rejected
+
+
 class BatchTransaction:
     """One open transaction of :meth:`PostgresSinkStore.transaction` (lock, write, mark)."""
 
