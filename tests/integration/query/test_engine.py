@@ -193,6 +193,16 @@ def test_memory_outside_duckdbs_buffer_manager_is_stopped_by_the_address_space_l
     assert faulty_engine.execute("SELECT 2 AS x", {}).rows() == [(2,)]
 
 
+def test_spilling_is_bounded_by_the_temp_limit(faulty_engine: engine.Engine) -> None:
+    # GIVEN a sort bigger than its 64 MB memory limit
+    sql = "SELECT count(*) FROM (SELECT md5(range::VARCHAR) AS h FROM range(1500000) ORDER BY h)"
+    # WHEN it may spill 200 MB THEN it completes; WHEN only 1 MB THEN it stops with a clear memory error
+    assert faulty_engine.execute(sql, {}, engine.ExecLimits(memory_mb=64, max_temp_mb=200)).rows() == [(1_500_000,)]
+    with pytest.raises(errors.QueryMemoryError, match="spill files") as info:
+        faulty_engine.execute(sql, {}, engine.ExecLimits(memory_mb=64, max_temp_mb=1))
+    assert info.value.details["max_temp_mb"] == 1
+
+
 def test_a_killed_idle_worker_is_replaced(query_engine: engine.Engine) -> None:
     # GIVEN a worker killed from outside while idle (and fully gone: all its threads exited)
     victim = query_engine.pids[0]
@@ -265,7 +275,9 @@ def test_workers_are_confined_and_see_no_secrets_in_their_environment(query_engi
 
 
 def test_a_closed_engine_refuses_queries_and_leaves_no_process(world: conftest.World) -> None:
-    eng = engine.Engine(conftest.config(world, workers=1, scratch_dir=world.root / "scratch" / "closing")).start()
+    eng = engine.Engine(conftest.config(world, workers=1, landlock="off",
+                                        scratch_dir=world.root / "scratch" / "closing")).start()
+    assert eng.sandbox.startswith("none (") and "switched off" in eng.sandbox
     pids = eng.pids
     eng.close()
     with pytest.raises(errors.EngineClosedError):

@@ -399,6 +399,11 @@ def _error(head: dict[str, Any], limits: ExecLimits) -> errors.QueryError:
     if kind == "timeout":
         return errors.QueryTimeoutError(f"the query was stopped at its {limits.timeout_s:g}s limit",
                                         timeout_s=limits.timeout_s, recycle=recycle)
+    if kind == "memory" and "max_temp_directory_size" in message:
+        return errors.QueryMemoryError(
+            f"the query was stopped at its {limits.max_temp_mb} MB limit on spill files: {message}",
+            memory_mb=limits.memory_mb, max_temp_mb=limits.max_temp_mb, recycle=recycle,
+        )
     if kind == "memory":
         return errors.QueryMemoryError(f"the query was stopped at its {limits.memory_mb} MB memory limit: {message}",
                                        memory_mb=limits.memory_mb, recycle=recycle)
