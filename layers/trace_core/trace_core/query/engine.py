@@ -143,7 +143,7 @@ class Engine:
         self._closed = False
         self._started = False
         self._own_scratch = self.config.scratch_dir is None
-        self._scratch = Path(self.config.scratch_dir or tempfile.mkdtemp(prefix="trace-query-")).resolve()
+        self._scratch = Path(self.config.scratch_dir or "/nonexistent")  # chosen at start()
         self._serial = 0
         self._spawners: set[threading.Thread] = set()
         self.sandbox = "not started"
@@ -168,6 +168,9 @@ class Engine:
         if self._started:
             return self
         self._started = True
+        if self._own_scratch:
+            self._scratch = Path(tempfile.mkdtemp(prefix="trace-query-"))
+        self._scratch = self._scratch.resolve()
         self._scratch.mkdir(parents=True, exist_ok=True)
         errors_seen: list[BaseException] = []
 
@@ -205,7 +208,7 @@ class Engine:
             self._all.clear()
         for worker in workers:
             worker.stop()
-        if self._own_scratch:
+        if self._own_scratch and self._started:
             shutil.rmtree(self._scratch, ignore_errors=True)
 
     def execute(
