@@ -188,6 +188,9 @@ class Engine:
         if errors_seen:
             self.close()
             raise errors_seen[0]
+        if self.sandbox.startswith("none"):
+            logger.warning("query workers run without OS confinement: %s", self.sandbox)
+        logger.info("query engine started: %d workers, sandbox %s", self.config.workers, self.sandbox)
         return self
 
     @property
