@@ -18,6 +18,13 @@ def event(key: str = "k1", **fields: Any) -> dict[str, Any]:
     return {"dedupe_key": key, "alert_definition_id": DEFINITION, "event_time": "2026-01-01T00:00:00Z"} | fields
 
 
+def _nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(depth):
+        value = {"x": value}
+    return value
+
+
 def rejected(sink: str, records: Any) -> errors.InvalidBatchError:
     with pytest.raises(errors.InvalidBatchError) as caught:
         core.plan(sink, records)
@@ -63,6 +70,9 @@ def test_a_valid_batch_becomes_normalised_rows():
         (event(payload={"ratio": float("nan")}), "records[0]", "finite"),
         (event(payload={"blob": "x" * (core.MAX_RECORD_BYTES + 1)}), "records[0]", "bytes of JSON"),
         ("just a string", "records[0]", "JSON object"),
+        (event(payload={"when": dt.datetime(2026, 1, 1)}), "records[0]", "JSON values only"),
+        (event(payload={1: "int key"}), "records[0]", "JSON object keys"),
+        (event(payload=_nested(core.MAX_DEPTH + 1)), "records[0]", f"at most {core.MAX_DEPTH} levels"),
     ],
 )
 def test_a_bad_record_rejects_the_batch_naming_the_field(record, field, expected):
@@ -70,6 +80,11 @@ def test_a_bad_record_rejects_the_batch_naming_the_field(record, field, expected
     assert error.field == field, error.message
     assert expected in error.expected, error.expected
     assert error.message.startswith(f"{field}:")
+
+
+def test_deep_but_bounded_nesting_is_fine_and_hostile_nesting_is_refused_without_recursion():
+    assert core.plan("alert_events", [event(payload=_nested(core.MAX_DEPTH - 2))]).rows
+    assert rejected("alert_events", [event(payload=_nested(100_000))]).field == "records[0]"
 
 
 def test_every_problem_is_collected_and_the_good_records_do_not_save_the_batch():

@@ -30,6 +30,7 @@ MAX_BATCH_RECORDS = 1000
 MAX_RECORD_BYTES = 64 * 1024
 MAX_BATCH_BYTES = 4 * 1024 * 1024
 MAX_PROBLEMS = 20
+MAX_DEPTH = 32
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,25 +78,32 @@ def _json_text(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
-def _has_nul(value: Any) -> bool:
-    """Whether any string (or key) holds U+0000, which jsonb cannot store."""
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
+def _scan(value: Any) -> tuple[str, str] | None:
+    """The first reason ``value`` cannot be stored as jsonb, as (expected, message), or None.
 
-
-def _has_non_finite(value: Any) -> bool:
-    if isinstance(value, float):
-        return not math.isfinite(value)
-    if isinstance(value, dict):
-        return any(_has_non_finite(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_has_non_finite(v) for v in value)
-    return False
+    Iterative, so a hostile nesting depth cannot exhaust the stack before it is refused.
+    """
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return f"JSON nested at most {MAX_DEPTH} levels deep", f"nested deeper than {MAX_DEPTH} levels"
+        if isinstance(item, str):
+            if "\x00" in item:  # jsonb cannot hold U+0000
+                return "strings without U+0000", "a string holds U+0000, which Postgres cannot store"
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                return "finite numbers only", "NaN or Infinity is not JSON"
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if not isinstance(key, str):
+                    return "JSON object keys (strings)", f"a {type(key).__name__} key"
+                stack.extend(((key, depth + 1), (child, depth + 1)))
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
+        elif item is not None and not isinstance(item, (bool, int)):
+            return "JSON values only", f"a {type(item).__name__} is not JSON"
+    return None
 
 
 def _row(sink: str, record: BaseModel) -> dict[str, Any]:
@@ -112,10 +120,9 @@ def _validate(sink: str, index: int, raw: Any) -> tuple[dict[str, Any] | None, l
     model = record_model(sink)
     if not isinstance(raw, dict):
         return None, [_problem(prefix, "a JSON object", f"got {type(raw).__name__}")]
-    if _has_non_finite(raw):
-        return None, [_problem(prefix, "finite numbers only", "NaN or Infinity is not JSON")]
-    if _has_nul(raw):
-        return None, [_problem(prefix, "strings without U+0000", "a string holds U+0000, which Postgres cannot store")]
+    unstorable = _scan(raw)
+    if unstorable is not None:
+        return None, [_problem(prefix, *unstorable)]
     text = _json_text(raw)
     if len(text.encode()) > MAX_RECORD_BYTES:
         return None, [_problem(prefix, f"at most {MAX_RECORD_BYTES} bytes of JSON",
@@ -159,7 +166,7 @@ def plan(sink: str, records: object) -> Plan:
         if row is None:
             continue
         canonical = json.dumps(row, sort_keys=True, separators=(",", ":"))
-        size += len(canonical)
+        size += len(canonical.encode())
         key = row["dedupe_key"]
         if key in first_of:
             first_index, seen = first_of[key]

@@ -136,9 +136,10 @@ def expected_of(model: type[BaseModel], error: Any) -> str:
 def parse_message(body: str) -> SinkMessage:
     """A queue message body as a :class:`SinkMessage`, or MalformedMessageError naming the field."""
     expected = 'a JSON object {"batch_id": "<uuid>", "sink": "<name>"}'
-    if len(body.encode("utf-8", "replace")) > MAX_MESSAGE_BYTES:
+    size = len(body.encode("utf-8", "replace"))
+    if size > MAX_MESSAGE_BYTES:
         raise errors.MalformedMessageError(
-            f"body: a sink message is a pointer of at most {MAX_MESSAGE_BYTES} bytes, got {len(body)} characters",
+            f"body: a sink message is a pointer of at most {MAX_MESSAGE_BYTES} bytes, got {size} bytes",
             field="body", expected=expected,
         )
     try:
