@@ -88,6 +88,14 @@ def test_a_retried_producer_publishing_the_same_events_adds_no_row(publish, sink
     assert sorted((r["dedupe_key"], r["batch_id"]) for r in rows()) == [("a", first), ("b", first), ("c", second)]
 
 
+def test_duplicates_inside_one_staged_batch_are_one_row(stage_raw, sink_store, rows):
+    # GIVEN a batch staged without the producer's collapsing, holding the same event three times
+    batch_id = stage_raw([event("a"), event("b"), event("a"), event("a")])
+    # WHEN it is applied THEN each dedupe key is one row
+    applied = service.consume(sink_store, pointer(batch_id), message_id="m")
+    assert applied.inserted == 2 and [r["dedupe_key"] for r in rows()] == ["a", "b"]
+
+
 def test_concurrent_deliveries_of_one_message_write_once(publish, sink_store, rows):
     batch_id = publish("alert_events", [event(str(n)) for n in range(50)])
     barrier = threading.Barrier(4)
