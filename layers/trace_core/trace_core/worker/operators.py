@@ -89,6 +89,12 @@ def get(name: str) -> Operator:
 
 
 def names() -> list[str]:
+    """Every operator this worker runs, the platform's own included.
+
+    Workers claim tasks by these names, so the platform's modules are imported here (not only on the
+    first :func:`get`): otherwise a fresh worker would list only ``noop`` and never claim their tasks.
+    """
+    load_modules(",".join(PLATFORM_MODULES))
     with _lock:
         return sorted(_registry)
 
