@@ -47,8 +47,19 @@ BATCH = 1000
 class Server:
     """One Postgres server for every system; a fresh database per run."""
 
-    def __init__(self, admin_url: str) -> None:
+    def __init__(self, admin_url: str, postmaster: int | None = None) -> None:
         self.admin_url = admin_url
+        self.postmaster = postmaster  # known for the embedded server: its CPU time is measured
+
+    def cpu_seconds(self) -> float:
+        """CPU used by the server so far: the postmaster, its exited children, and its live backends."""
+        if self.postmaster is None:
+            return float("nan")
+        total = _cpu(self.postmaster, children=True)
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit() and _ppid(int(entry.name)) == self.postmaster:
+                total += _cpu(int(entry.name))
+        return total
 
     def database(self, prefix: str) -> str:
         name = f"bench_{prefix}_{uuid.uuid4().hex[:8]}"
@@ -64,15 +75,58 @@ class Server:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> list[str]:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return []
+    return text[text.rindex(")") + 2:].split()  # fields after "pid (comm)"
+
+
+def _ppid(pid: int) -> int | None:
+    fields = _stat(pid)
+    return int(fields[1]) if fields else None
+
+
+def _cpu(pid: int, children: bool = False) -> float:
+    """utime + stime (all threads) of ``pid``, plus its waited-for children's if asked, in seconds."""
+    fields = _stat(pid)
+    if not fields:
+        return 0.0
+    ticks = int(fields[11]) + int(fields[12]) + ((int(fields[13]) + int(fields[14])) if children else 0)
+    return ticks / _TICK
+
+
 @contextlib.contextmanager
 def embedded_server(workdir: Path) -> Iterator[Server]:
     data = workdir / "pg"
     port = procs.free_port()
-    postgres.start(data, port)  # Lite's defaults (fsync on), not the test suite's fast mode
+    postmaster = postgres.start(data, port)  # Lite's defaults (fsync on), not the test suite's fast mode
     try:
-        yield Server(postgres.url(port))
+        yield Server(postgres.url(port), postmaster)
     finally:
         postgres.destroy(data)
+
+
+class CpuMeter:
+    """CPU seconds the server and the given processes used between start() and stop()."""
+
+    def __init__(self, server: Server, pids: list[int]) -> None:
+        self.server, self.pids = server, pids
+
+    def start(self) -> None:
+        self._pg, self._procs = self.server.cpu_seconds(), sum(_cpu(p) for p in self.pids)
+        self._each = {p: _cpu(p) for p in self.pids}
+
+    def stop(self, n: int) -> dict[str, float]:
+        pg = self.server.cpu_seconds() - self._pg
+        mine = sum(_cpu(p) for p in self.pids) - self._procs
+        each = {str(p): round(1e6 * (_cpu(p) - self._each[p]) / n) for p in self.pids}
+        return {"cpu_ms_per_1k_postgres": 1e6 * pg / n, "cpu_ms_per_1k_processes": 1e6 * mine / n,
+                "cpu_ms_per_1k_by_pid": each}
 
 
 @contextlib.contextmanager
@@ -156,10 +210,13 @@ def run_trace(server: Server, spawn: Callable[..., Any], *, driver: str, workers
     wait_ready(host, "host ready")
     for proc in pool:
         wait_ready(proc, " ready: ")
+    meter = CpuMeter(server, [host.pid, *(p.pid for p in pool)])
+    meter.start()
     started = time.monotonic()
     create_tasks(url, queue, n)
     created = time.monotonic()
     done = until_done(url, "SELECT count(*) FROM state.tasks WHERE status = 'completed'", n, timeout=600)
+    cpu = meter.stop(n)
     with psycopg.connect(url) as conn:
         attempts = conn.execute("SELECT count(*), count(*) FILTER (WHERE outcome = 'succeeded') "
                                 "FROM state.task_attempts").fetchone()
@@ -168,7 +225,7 @@ def run_trace(server: Server, spawn: Callable[..., Any], *, driver: str, workers
     server.drop(url)
     return {"system": f"trace-{driver}", "workers": workers, "tasks": n, "seconds": done - started,
             "tasks_per_s": n / (done - started), "enqueue_s": created - started,
-            "attempts": attempts[0], "succeeded": attempts[1]}  # type: ignore[index]
+            "attempts": attempts[0], "succeeded": attempts[1], **cpu}  # type: ignore[index]
 
 
 def trace_latency(server: Server, spawn: Callable[..., Any], *, n: int, workdir: Path) -> dict[str, Any]:
@@ -240,16 +297,19 @@ def run_pgqueuer(server: Server, spawn: Callable[..., Any], *, workers: int, n: 
     for proc in pool:
         wait_ready(proc, "child ready")
     time.sleep(0.5)  # let each manager reach its first dequeue
+    meter = CpuMeter(server, [p.pid for p in pool])
+    meter.start()
     started = time.monotonic()
     asyncio.run(_pgqueuer_enqueue(url, n))
     created = time.monotonic()
     # PgQueuer deletes a job when it finishes (and logs it): done = the queue table is empty again.
     done = until_done(url, f"SELECT {n} - count(*) FROM pgqueuer", n, timeout=600)
+    cpu = meter.stop(n)
     for proc in pool:
         procs.stop(proc.pid, timeout=20)
     server.drop(url)
     return {"system": "pgqueuer-1.6", "workers": workers, "tasks": n, "seconds": done - started,
-            "tasks_per_s": n / (done - started), "enqueue_s": created - started}
+            "tasks_per_s": n / (done - started), "enqueue_s": created - started, **cpu}
 
 
 # ---------------------------------------------------------------- procrastinate 3.10
@@ -293,15 +353,18 @@ def run_procrastinate(server: Server, spawn: Callable[..., Any], *, workers: int
     for proc in pool:
         wait_ready(proc, "child ready")
     time.sleep(0.5)
+    meter = CpuMeter(server, [p.pid for p in pool])
+    meter.start()
     started = time.monotonic()
     asyncio.run(_procrastinate_enqueue(url, n))
     created = time.monotonic()
     done = until_done(url, "SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded'", n, timeout=900)
+    cpu = meter.stop(n)
     for proc in pool:
         procs.stop(proc.pid, timeout=20)
     server.drop(url)
     return {"system": "procrastinate-3.10", "workers": workers, "tasks": n, "seconds": done - started,
-            "tasks_per_s": n / (done - started), "enqueue_s": created - started}
+            "tasks_per_s": n / (done - started), "enqueue_s": created - started, **cpu}
 
 
 # ---------------------------------------------------------------- report

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 
 from tests.integration.worker.conftest import events, max_concurrency, wait_for
 from trace_core.dispatcher import errors as dispatcher_errors
-from trace_core.dispatcher import reaper, tasks
+from trace_core.dispatcher import models, reaper, tasks
 from trace_core.worker import errors, operators, runner, wakeups
 
 pytestmark = pytest.mark.usefixtures("dispatcher_loop")
@@ -171,6 +172,33 @@ def test_stop_abandon_gives_the_lease_back_for_an_immediate_retry(create, get_ta
     # AND another worker picks it up at once from the fresh wake-up
     start_worker()
     wait_for(lambda: len(attempts(task.task_id)) == 2, timeout=5)
+
+
+def test_fast_operators_are_prefetched_slow_ones_are_not(create, get_task, attempts, start_worker, db_pool,
+                                                         queue_name):
+    # GIVEN a worker with one operator thread and room to prefetch 10 more leases
+    worker = start_worker(concurrency=1, prefetch=10)
+    # WHEN a burst of fast noop tasks arrives (after one has shown they are fast)
+    first = create("noop")
+    wait_for(lambda: get_task(first.task_id).status == "completed")
+    with db_pool.connection() as conn:
+        burst = tasks.create_many(conn, [models.CreateTask(operator="noop", queue=queue_name) for _ in range(40)])
+    wait_for(lambda: all(get_task(t.task_id).status == "completed" for t in burst))
+    # THEN it held more leases than it has threads (bigger batches)
+    assert 1 < worker.stats["max_in_flight"] <= 11
+
+    # WHEN the operator turns slow THEN it holds no more leases than it can run
+    slow = start_worker(concurrency=1, prefetch=10)
+    worker.request_stop("finish")
+    time.sleep(1.0)  # its receive loop (0.5 s long polls) has exited
+    warm = create("sleep", {"seconds": 0.3})
+    wait_for(lambda: get_task(warm.task_id).status == "completed")
+    assert attempts(warm.task_id)[0]["worker_id"] == slow.config.worker_id
+    with db_pool.connection() as conn:
+        slow_burst = tasks.create_many(conn, [models.CreateTask(operator="sleep", payload={"seconds": 0.2},
+                                                                queue=queue_name) for _ in range(4)])
+    wait_for(lambda: all(get_task(t.task_id).status == "completed" for t in slow_burst), timeout=20)
+    assert slow.stats["max_in_flight"] == 1
 
 
 def test_worker_settings_are_validated_naming_the_field():

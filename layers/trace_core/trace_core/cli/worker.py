@@ -32,6 +32,7 @@ def worker(
     queue: Optional[str] = typer.Option(None, help="Queue to take wake-ups from (default TRACE_TASK_QUEUE)."),
     concurrency: Optional[int] = typer.Option(None, min=1, help="Operators run at once (TRACE_WORKER_CONCURRENCY)."),
     lease_seconds: Optional[int] = typer.Option(None, min=1, help="Lease length (TRACE_LEASE_SECONDS)."),
+    prefetch: int = typer.Option(96, min=0, help="Extra leases held while operators finish fast (0: none)."),
     on_term: str = typer.Option("finish", "--on-term", help="On SIGTERM: finish running tasks, or abandon them."),
     grace_seconds: float = typer.Option(20.0, help="How long `finish` waits before abandoning what still runs."),
     poll_seconds: float = typer.Option(5.0, help="Poll for due tasks this often when no wake-ups arrive."),
@@ -46,6 +47,7 @@ def worker(
         queue=queue or settings.task_queue,
         concurrency=concurrency or settings.worker_concurrency,
         lease_seconds=lease_seconds or settings.lease_seconds,
+        prefetch=prefetch,
         on_stop=on_term,  # type: ignore[arg-type]
         grace_seconds=grace_seconds,
         poll_seconds=poll_seconds,

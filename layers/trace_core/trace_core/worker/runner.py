@@ -7,14 +7,15 @@ Threads, each with one job:
   which); it hands the leases to the executors. When the queue is quiet it
   also polls ``claim_next`` every ``poll_seconds``, so a lost wake-up never
   strands a task;
-- ``concurrency`` executor threads run operators;
-- the completer reports finished attempts in batches, then acks their messages;
+- ``concurrency`` executor threads run operators (with up to ``prefetch`` more
+  leases queued for them while operators finish fast);
+- the completer reports finished attempts in batches and frees their slots;
 - the heartbeater extends every live lease (and its messages' visibility)
   every ``heartbeat_seconds`` (a third of the lease by default: two missed
   beats are survivable), and cancels an operator whose lease was lost.
 
-A message is acked only after its task's completion was recorded, or when it
-has nothing left to do (its task was claimed by someone, finished, or is
+A message is acked (in one call per loop turn) only after its task's
+completion was recorded, or when it has nothing left to do (its task was claimed by someone, finished, or is
 unknown). Workers sharing a queue should register the same operators: a
 wake-up for an operator this worker lacks is spent here, and the task waits
 for a capable worker's poll.
@@ -64,6 +65,11 @@ class WorkerConfig:
     queue: str = "trace-tasks"
     worker_id: str = dataclasses.field(default_factory=default_worker_id)
     concurrency: int = 32
+    # Extra leases held for operators that finish fast: bigger claim/complete batches are the
+    # throughput lever. Only while the operators' recent run time (EWMA) stays under
+    # prefetch_below_seconds, so a slow task never keeps claimed work from idle workers.
+    prefetch: int = 96
+    prefetch_below_seconds: float = 0.05
     lease_seconds: int = 30
     heartbeat_seconds: float | None = None  # None: lease_seconds / 3
     receive_wait_seconds: float = 1.0
@@ -71,11 +77,12 @@ class WorkerConfig:
     malformed_retry_seconds: int = 5
     on_stop: StopMode = "finish"
     grace_seconds: float = 20.0
-    completion_batch: int = 100
+    completion_batch: int = 256
 
     def __post_init__(self) -> None:
         checks = {
             "concurrency": self.concurrency >= 1,
+            "prefetch": self.prefetch >= 0,
             "lease_seconds": 1 <= self.lease_seconds <= models.MAX_LEASE_SECONDS,
             "heartbeat_seconds": self.heartbeat_seconds is None or 0 < self.heartbeat_seconds < self.lease_seconds,
             "receive_wait_seconds": 0 <= self.receive_wait_seconds <= 20,
@@ -122,6 +129,8 @@ class Worker:
         self._driver = driver
         self._settings = settings
         self._running: dict[UUID, _Running] = {}
+        self._acks: list[base.Message] = []  # done with, acked in one call before the next receive
+        self._run_time: float | None = None
         self._lock = threading.Condition()
         self._jobs: queue_mod.Queue[object] = queue_mod.Queue()
         self._done: queue_mod.Queue[object] = queue_mod.Queue()
@@ -143,6 +152,7 @@ class Worker:
                 if free == 0:
                     continue
                 try:
+                    self._flush_acks()
                     messages = self._receive(free)
                     if messages:
                         self._handle(messages)
@@ -173,12 +183,16 @@ class Worker:
             return len(self._running)
 
     # ------------------------------------------------------------ receiving and claiming
+    def _capacity(self) -> int:
+        fast = self._run_time is not None and self._run_time < self.config.prefetch_below_seconds
+        return self.config.concurrency + (self.config.prefetch if fast else 0)
+
     def _wait_for_slots(self) -> int:
         with self._lock:
             self._lock.wait_for(
-                lambda: len(self._running) < self.config.concurrency or self._stopping.is_set(), timeout=1.0
+                lambda: len(self._running) < self._capacity() or self._stopping.is_set(), timeout=1.0
             )
-            return 0 if self._stopping.is_set() else self.config.concurrency - len(self._running)
+            return 0 if self._stopping.is_set() else max(0, self._capacity() - len(self._running))
 
     def _receive(self, free: int) -> list[base.Message]:
         """Long-poll once, then top the batch up without waiting (SQS returns at most 10 per call)."""
@@ -220,8 +234,7 @@ class Worker:
             self._start(lease, by_task.pop(lease.task.task_id, []))
         spent = [m for group in by_task.values() for m in group]
         self.stats["ignored"] += len(spent)
-        if spent:
-            self._driver.ack(spent)
+        self._defer_ack(spent)
 
     def _poll(self, free: int) -> None:
         leases = self._client.claim_next(
@@ -241,6 +254,7 @@ class Worker:
         ctx._heartbeat = lambda: self._beat_one(running)
         with self._lock:
             self._running[lease.task.task_id] = running
+            self.stats["max_in_flight"] = max(self.stats["max_in_flight"], len(self._running))
         self._jobs.put(running)
 
     # ------------------------------------------------------------ executing
@@ -250,7 +264,11 @@ class Worker:
             if job is _STOP:
                 return
             assert isinstance(job, _Running)
+            started = time.monotonic()
             result = self._execute(job)
+            elapsed = time.monotonic() - started
+            with self._lock:  # EWMA of operator run time: decides whether to prefetch
+                self._run_time = elapsed if self._run_time is None else 0.8 * self._run_time + 0.2 * elapsed
             job.finished = True
             self._done.put((job, result))
 
@@ -313,15 +331,28 @@ class Worker:
                             job.lease.task.task_id, job.lease.attempt, outcome)
             else:
                 self.stats["succeeded" if isinstance(result, models.Success) else "failed"] += 1
-        messages = [m for job, _ in batch for m in job.messages]
-        try:
-            self._driver.ack(messages)
-        except Exception as exc:  # noqa: BLE001 - an unacked wake-up only causes a harmless redelivery
-            log.warning("worker: ack of %d message(s) failed: %s", len(messages), exc)
         with self._lock:
+            # The outcome is recorded: the wake-ups are done with. Acking them is deferred to the
+            # receive loop's next turn, so the slot frees without waiting for another round trip.
+            self._acks.extend(m for job, _ in batch for m in job.messages)
             for job, _ in batch:
                 self._running.pop(job.lease.task.task_id, None)
             self._lock.notify_all()
+
+    def _defer_ack(self, messages: list[base.Message]) -> None:
+        if messages:
+            with self._lock:
+                self._acks.extend(messages)
+
+    def _flush_acks(self) -> None:
+        with self._lock:
+            pending, self._acks = self._acks, []
+        if not pending:
+            return
+        try:
+            self._driver.ack(pending)
+        except Exception as exc:  # noqa: BLE001 - an unacked wake-up only causes a harmless redelivery
+            log.warning("worker: ack of %d message(s) failed: %s", len(pending), exc)
 
     # ------------------------------------------------------------ heartbeats
     def _heartbeat_loop(self) -> None:
@@ -330,6 +361,7 @@ class Worker:
                 live = [r for r in self._running.values() if not (r.finished or r.lost or r.abandoned)]
             if live:
                 self._beat(live)
+            self._flush_acks()  # in case the receive loop waits on busy slots
 
     def _beat(self, live: list[_Running]) -> None:
         try:
@@ -388,6 +420,7 @@ class Worker:
         self._beats_stop.set()
         completer = next(t for t in self._threads if t.name.endswith(":completer"))
         completer.join(timeout=10)
+        self._flush_acks()
 
     def _abandon_all(self) -> None:
         with self._lock:
