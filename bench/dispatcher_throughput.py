@@ -195,7 +195,7 @@ def create_tasks(url: str, queue: str, n: int, batch: int = BATCH) -> None:
 
 
 def run_trace(server: Server, spawn: Callable[..., Any], *, driver: str, workers: int, n: int,
-              moto_url: str | None, workdir: Path) -> dict[str, Any]:
+              moto_url: str | None, workdir: Path, moto_pid: int | None = None) -> dict[str, Any]:
     url = server.database(f"trace_{driver}")
     migrate.apply(url)
     queue = f"bench-{uuid.uuid4().hex[:8]}"
@@ -210,7 +210,7 @@ def run_trace(server: Server, spawn: Callable[..., Any], *, driver: str, workers
     wait_ready(host, "host ready")
     for proc in pool:
         wait_ready(proc, " ready: ")
-    meter = CpuMeter(server, [host.pid, *(p.pid for p in pool)])
+    meter = CpuMeter(server, [host.pid, *(p.pid for p in pool), *([moto_pid] if moto_pid else [])])
     meter.start()
     started = time.monotonic()
     create_tasks(url, queue, n)
@@ -371,7 +371,11 @@ def run_procrastinate(server: Server, spawn: Callable[..., Any], *, workers: int
 def report(results: list[dict[str, Any]], latency: dict[str, Any] | None) -> str:
     lines = ["| system | tasks | 1 worker | 2 workers | 4 workers |", "|---|---|---|---|---|"]
     systems = list(dict.fromkeys(r["system"] for r in results))
-    table = {(r["system"], r["workers"]): r for r in results}
+    table: dict[tuple[str, int], dict[str, Any]] = {}
+    for r in results:  # best round of each (system, workers): the machine is shared and noisy
+        key = (r["system"], r["workers"])
+        if key not in table or r["tasks_per_s"] > table[key]["tasks_per_s"]:
+            table[key] = r
     for system in systems:
         cells = [f"{table[(system, w)]['tasks_per_s']:,.0f}/s" if (system, w) in table else "-" for w in (1, 2, 4)]
         n = next(r["tasks"] for r in results if r["system"] == system)
@@ -385,6 +389,10 @@ def report(results: list[dict[str, Any]], latency: dict[str, Any] | None) -> str
         ratio = [f"{table[(s, w)]['tasks_per_s'] / best:.2f}x" if (s, w) in table else "-"
                  for s in ("trace-pgqueue", "trace-sqs")]
         lines.append(f"| {w} | {ratio[0]} | {ratio[1]} |")
+    lines += ["", "| system | workers | CPU ms per 1k tasks: Postgres | its own processes |", "|---|---|---|---|"]
+    for (system, w), r in table.items():
+        lines.append(f"| {system} | {w} | {r.get('cpu_ms_per_1k_postgres', float('nan')):.0f} | "
+                     f"{r.get('cpu_ms_per_1k_processes', float('nan')):.0f} |")
     if latency:
         lines += ["", f"Trace wake-up latency (create -> claim, pgqueue, one task every 50 ms, "
                       f"{latency['samples']} samples): p50 {latency['p50_ms']:.1f} ms, "
@@ -399,10 +407,11 @@ def main(argv: list[str] | None = None) -> None:
     child.add_argument("system", choices=("pgqueuer", "procrastinate"))
     child.add_argument("dsn")
     parser.add_argument("--tasks", type=int, default=10_000)
-    parser.add_argument("--sqs-tasks", type=int, default=2_000, help="moto server is slow; fewer tasks for SQS")
+    parser.add_argument("--sqs-tasks", type=int, default=600, help="moto server is slow; fewer tasks for SQS")
     parser.add_argument("--workers", default="1,2,4")
     parser.add_argument("--systems", default="trace-pgqueue,pgqueuer,procrastinate,trace-sqs")
     parser.add_argument("--latency-tasks", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=2, help="runs per system and worker count; the best counts")
     parser.add_argument("--database-url", help="an admin URL of an existing server (default: embedded)")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args(argv)
@@ -428,22 +437,24 @@ def main(argv: list[str] | None = None) -> None:
                 moto_proc = moto.start(port, workdir / "logs" / "moto.log")
                 moto_url = moto.url(port)
             try:
-                for workers in worker_counts:
-                    for system in systems:
-                        t0 = time.monotonic()
-                        if system == "trace-pgqueue":
-                            r = run_trace(server, spawn, driver="pgqueue", workers=workers, n=args.tasks,
-                                          moto_url=None, workdir=workdir)
-                        elif system == "trace-sqs":
-                            r = run_trace(server, spawn, driver="sqs", workers=workers, n=args.sqs_tasks,
-                                          moto_url=moto_url, workdir=workdir)
-                        elif system == "pgqueuer":
-                            r = run_pgqueuer(server, spawn, workers=workers, n=args.tasks)
-                        else:
-                            r = run_procrastinate(server, spawn, workers=workers, n=args.tasks)
-                        r["wall_s"] = time.monotonic() - t0
-                        results.append(r)
-                        print(json.dumps(r), flush=True)
+                # Rounds interleave the systems, so a burst of load on the shared machine hits all of them.
+                plan = [(w, s) for w in worker_counts for _ in range(args.rounds) for s in systems]
+                for workers, system in plan:
+                    t0 = time.monotonic()
+                    if system == "trace-pgqueue":
+                        r = run_trace(server, spawn, driver="pgqueue", workers=workers, n=args.tasks,
+                                      moto_url=None, workdir=workdir)
+                    elif system == "trace-sqs":
+                        r = run_trace(server, spawn, driver="sqs", workers=workers, n=args.sqs_tasks,
+                                      moto_url=moto_url, workdir=workdir,
+                                      moto_pid=moto_proc.pid if moto_proc else None)
+                    elif system == "pgqueuer":
+                        r = run_pgqueuer(server, spawn, workers=workers, n=args.tasks)
+                    else:
+                        r = run_procrastinate(server, spawn, workers=workers, n=args.tasks)
+                    r["wall_s"] = time.monotonic() - t0
+                    results.append(r)
+                    print(json.dumps(r), flush=True)
                 if "trace-pgqueue" in systems and args.latency_tasks:
                     latency = trace_latency(server, spawn, n=args.latency_tasks, workdir=workdir)
                     print(json.dumps(latency), flush=True)
