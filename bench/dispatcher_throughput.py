@@ -28,13 +28,13 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import boto3
 import psycopg
 from psycopg import sql
-
 from trace_core.db import migrate
 from trace_core.dispatcher import models, tasks
 from trace_core.lite import moto, postgres, procs
@@ -252,7 +252,7 @@ def trace_latency(server: Server, spawn: Callable[..., Any], *, n: int, workdir:
     server.drop(url)
     ms = sorted(float(r[0]) for r in rows)
     return {"system": "trace-pgqueue", "samples": len(ms), "p50_ms": statistics.median(ms),
-            "p99_ms": ms[min(len(ms) - 1, int(round(0.99 * (len(ms) - 1))))], "max_ms": ms[-1]}
+            "p99_ms": ms[min(len(ms) - 1, round(0.99 * (len(ms) - 1)))], "max_ms": ms[-1]}
 
 
 # ---------------------------------------------------------------- PgQueuer 1.6
@@ -394,9 +394,9 @@ def report(results: list[dict[str, Any]], latency: dict[str, Any] | None) -> str
         lines.append(f"| {system} | {w} | {r.get('cpu_ms_per_1k_postgres', float('nan')):.0f} | "
                      f"{r.get('cpu_ms_per_1k_processes', float('nan')):.0f} |")
     if latency:
-        lines += ["", f"Trace wake-up latency (create -> claim, pgqueue, one task every 50 ms, "
-                      f"{latency['samples']} samples): p50 {latency['p50_ms']:.1f} ms, "
-                      f"p99 {latency['p99_ms']:.1f} ms, max {latency['max_ms']:.1f} ms"]
+        lines += ["", (f"Trace wake-up latency (create -> claim, pgqueue, one task every 50 ms, "
+                       f"{latency['samples']} samples): p50 {latency['p50_ms']:.1f} ms, "
+                       f"p99 {latency['p99_ms']:.1f} ms, max {latency['max_ms']:.1f} ms")]
     return "\n".join(lines)
 
 

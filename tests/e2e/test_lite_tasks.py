@@ -8,12 +8,11 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
-
 from trace_core.lite import procs
 
 CLI = [sys.executable, "-m", "trace_core.cli"]
@@ -21,7 +20,7 @@ CLI = [sys.executable, "-m", "trace_core.cli"]
 
 def run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "TRACE_HOME": str(home), "COLUMNS": "200"}
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, env=env, timeout=180)
+    return subprocess.run([*CLI, *args], check=False, capture_output=True, text=True, env=env, timeout=180)
 
 
 @pytest.fixture

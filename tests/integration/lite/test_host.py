@@ -6,16 +6,17 @@ import json
 import textwrap
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import psycopg
 import pytest
-
-from tests.integration.worker.conftest import wait_for
 from trace_core.lite import host as host_mod
 from trace_core.queue import pgqueue
+
+from tests.integration.worker.conftest import wait_for
 
 
 @pytest.fixture
@@ -161,8 +162,8 @@ def test_queue_messages_become_sqs_batches_and_only_batch_item_failures_come_bac
 
 def test_a_missing_function_is_named_with_the_fix(clean: str, make_settings, tmp_path: Path):
     spec = host_mod.HostSpec(functions_root=tmp_path / "nowhere", api_function="dispatcher_api", workers=0)
-    with pytest.raises(host_mod.errors.ComponentError) as caught:
-        with host_mod.running(make_settings(database_url=clean), spec):
-            pass
+    settings = make_settings(database_url=clean)
+    with pytest.raises(host_mod.errors.ComponentError) as caught, host_mod.running(settings, spec):
+        pass
     assert "dispatcher_api has no handler at" in caught.value.message
     assert "lambda_handler" in caught.value.details["fix"]

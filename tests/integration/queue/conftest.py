@@ -5,12 +5,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import uuid
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import boto3
 import psycopg
 import pytest
-
 from trace_core.queue import base, memory, pgqueue, sqs
 
 MAX_RECEIVES = 3

@@ -15,9 +15,9 @@ import time
 from typing import Any
 
 import pytest
+from trace_core.queue import errors
 
 from tests.integration.queue.conftest import MAX_RECEIVES, Backend
-from trace_core.queue import errors
 
 
 def test_published_bodies_come_back_exactly_with_first_receive_count(backend: Backend):

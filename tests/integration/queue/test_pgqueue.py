@@ -5,11 +5,10 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from typing import Iterator
+from collections.abc import Iterator
 
 import psycopg
 import pytest
-
 from trace_core.queue import pgqueue
 
 

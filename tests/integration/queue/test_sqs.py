@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from trace_core.queue import errors, sqs
 
 from tests.integration.queue.conftest import make_sqs_queue, sqs_client
-from trace_core.queue import errors, sqs
 
 
 @pytest.fixture

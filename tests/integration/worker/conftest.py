@@ -9,20 +9,21 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import psycopg
 import pytest
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
-
-from tests.integration.worker import operators_plugin  # noqa: F401 - registers the test operators
 from trace_core.db import pool as pool_mod
 from trace_core.dispatcher import models, outbox, reaper, tasks
 from trace_core.lite import procs
 from trace_core.queue import pgqueue
 from trace_core.worker import direct, runner
+
+from tests.integration.worker import operators_plugin  # noqa: F401 - registers the test operators
 
 PLUGIN = "tests.integration.worker.operators_plugin"
 REPO = Path(__file__).resolve().parents[3]
@@ -108,8 +109,11 @@ def dispatcher_loop(database_url: str, driver: pgqueue.PgQueueDriver) -> Iterato
     def loop() -> None:
         with psycopg.connect(database_url, row_factory=dict_row) as conn:
             while not stop.is_set():
-                outbox.drain_all(conn, driver)
-                reaper.reap_all(conn)
+                try:
+                    outbox.drain_all(conn, driver)
+                    reaper.reap_all(conn)
+                except psycopg.Error:  # e.g. a deadlock with the next test's TRUNCATE: the host retries too
+                    conn.rollback()
                 stop.wait(0.1)
 
     thread = threading.Thread(target=loop, daemon=True)
@@ -151,10 +155,9 @@ def spawn_worker(database_url: str, queue_name: str, tmp_path: Path) -> Iterator
         log = tmp_path / f"worker-{len(started)}.log"
         env = {**os.environ, "TRACE_DATABASE_URL": database_url, "TRACE_OPERATOR_MODULES": PLUGIN,
                "TRACE_HOME": str(tmp_path / "home"), "TRACE_LEASE_SECONDS": str(lease_seconds)}
-        out = open(log, "ab")
-        proc = subprocess.Popen([sys.executable, "-m", "trace_core.cli", "worker", "--queue", queue_name, *args],
-                                stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=env, start_new_session=True)
-        out.close()
+        with open(log, "ab") as out:
+            proc = subprocess.Popen([sys.executable, "-m", "trace_core.cli", "worker", "--queue", queue_name, *args],
+                                    stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=env, start_new_session=True)
         proc.log = log  # type: ignore[attr-defined]
         started.append(proc)
         wait_for(lambda: "ready" in log.read_text() or proc.poll() is not None, timeout=30)

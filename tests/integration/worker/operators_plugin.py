@@ -12,7 +12,6 @@ import time
 from typing import Any
 
 from psycopg.types.json import Jsonb
-
 from trace_core.worker import errors, operators
 
 

@@ -6,13 +6,11 @@ import time
 import uuid
 from pathlib import Path
 
-import psycopg
 import pytest
-
-from tests.integration.worker.conftest import events, max_concurrency, wait_for
-from trace_core.dispatcher import errors as dispatcher_errors
 from trace_core.dispatcher import models, reaper, tasks
 from trace_core.worker import errors, operators, runner, wakeups
+
+from tests.integration.worker.conftest import events, max_concurrency, wait_for
 
 pytestmark = pytest.mark.usefixtures("dispatcher_loop")
 

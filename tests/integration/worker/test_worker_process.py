@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 
 import pytest
-
-from tests.integration.worker.conftest import events, wait_for
 from trace_core.dispatcher import errors as dispatcher_errors
 from trace_core.dispatcher import models, tasks
+
+from tests.integration.worker.conftest import events, wait_for
 
 pytestmark = pytest.mark.usefixtures("dispatcher_loop")
 
@@ -67,8 +67,8 @@ def test_sigkill_mid_task_is_reaped_retried_once_and_the_dead_attempt_is_fenced_
     assert [a["outcome"] for a in attempts(task.task_id)] == ["expired", "succeeded"]
     assert [e["event"] for e in events(log)].count("end") == 1
     # AND the dead worker's late completion of attempt 1 is rejected by the fence
-    with db_pool.connection() as conn:
-        with pytest.raises((dispatcher_errors.StaleAttemptError, dispatcher_errors.LeaseExpiredError)):
-            tasks.complete(conn, task.task_id, attempt=1, lease_token=first["lease_token"],
-                           result=models.Success(outputs={"late": True}))
+    stale = (dispatcher_errors.StaleAttemptError, dispatcher_errors.LeaseExpiredError)
+    with db_pool.connection() as conn, pytest.raises(stale):
+        tasks.complete(conn, task.task_id, attempt=1, lease_token=first["lease_token"],
+                       result=models.Success(outputs={"late": True}))
     assert get_task(task.task_id).outputs == {"slept": 4.0}

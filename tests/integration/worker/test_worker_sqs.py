@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
+from trace_core.queue import sqs
 
 from tests.integration.queue.conftest import make_sqs_queue, sqs_client
 from tests.integration.worker.conftest import events, wait_for
-from trace_core.queue import sqs
 
 pytestmark = pytest.mark.usefixtures("dispatcher_loop")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Optional
+from typing import Any
 from uuid import UUID
 
 import psycopg
@@ -12,7 +12,8 @@ from psycopg.rows import dict_row
 from rich.console import Console
 from rich.table import Table
 
-from trace_core.cli import context, stack as stack_cli
+from trace_core.cli import context
+from trace_core.cli import stack as stack_cli
 from trace_core.dispatcher import models, tasks
 from trace_core.queue import sql
 from trace_core.settings import Settings
@@ -35,7 +36,7 @@ def _connect(settings: Settings | None = None) -> psycopg.Connection[Any]:
 def _payload(text: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise typer.BadParameter(f"not JSON ({exc.msg} at position {exc.pos}); expected a JSON object",
                                  param_hint="--payload") from exc
     if not isinstance(value, dict):
@@ -52,9 +53,9 @@ def _task_dict(task: models.Task) -> dict[str, Any]:
 def create(
     operator: str = typer.Option(..., help="Operator to run, e.g. noop."),
     payload: str = typer.Option("{}", help="Operator input as a JSON object."),
-    idempotency_key: Optional[str] = typer.Option(None, help="Repeat-safe key: the same key returns the same task."),
+    idempotency_key: str | None = typer.Option(None, help="Repeat-safe key: the same key returns the same task."),
     max_attempts: int = typer.Option(3, help="Attempts before the task is dead."),
-    queue: Optional[str] = typer.Option(None, help="Queue for its wake-ups (default TRACE_TASK_QUEUE)."),
+    queue: str | None = typer.Option(None, help="Queue for its wake-ups (default TRACE_TASK_QUEUE)."),
     as_json: bool = typer.Option(False, "--json", help="Print the task as JSON."),
 ) -> None:
     """Create a task; its wake-up is published by the outbox drainer of the running host."""
@@ -73,7 +74,7 @@ def create(
 
 @task_app.command("list")
 def list_(
-    status: Optional[str] = typer.Option(None, help="Only tasks in this status: " + ", ".join(STATUSES)),
+    status: str | None = typer.Option(None, help="Only tasks in this status: " + ", ".join(STATUSES)),
     limit: int = typer.Option(20, help="At most this many, newest first."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON lines."),
 ) -> None:

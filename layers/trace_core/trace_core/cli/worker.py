@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -29,9 +29,9 @@ def _logging(settings: Settings) -> None:
 
 
 def worker(
-    queue: Optional[str] = typer.Option(None, help="Queue to take wake-ups from (default TRACE_TASK_QUEUE)."),
-    concurrency: Optional[int] = typer.Option(None, min=1, help="Operators run at once (TRACE_WORKER_CONCURRENCY)."),
-    lease_seconds: Optional[int] = typer.Option(None, min=1, help="Lease length (TRACE_LEASE_SECONDS)."),
+    queue: str | None = typer.Option(None, help="Queue to take wake-ups from (default TRACE_TASK_QUEUE)."),
+    concurrency: int | None = typer.Option(None, min=1, help="Operators run at once (TRACE_WORKER_CONCURRENCY)."),
+    lease_seconds: int | None = typer.Option(None, min=1, help="Lease length (TRACE_LEASE_SECONDS)."),
     prefetch: int = typer.Option(96, min=0, help="Extra leases held while operators finish fast (0: none)."),
     on_term: str = typer.Option("finish", "--on-term", help="On SIGTERM: finish running tasks, or abandon them."),
     grace_seconds: float = typer.Option(20.0, help="How long `finish` waits before abandoning what still runs."),
@@ -75,8 +75,8 @@ def worker(
 
 
 def host(
-    port: Optional[int] = typer.Option(None, help="API port on 127.0.0.1 (default TRACE_API_PORT, 0 = free)."),
-    workers: Optional[int] = typer.Option(None, min=0, help="Worker loops to run (default TRACE_HOST_WORKERS)."),
+    port: int | None = typer.Option(None, help="API port on 127.0.0.1 (default TRACE_API_PORT, 0 = free)."),
+    workers: int | None = typer.Option(None, min=0, help="Worker loops to run (default TRACE_HOST_WORKERS)."),
 ) -> None:
     """Run the local Lambda host in the foreground: dispatcher API, drainer and reaper timers, workers."""
     from trace_core.lite import host as host_mod

@@ -19,8 +19,9 @@ import json
 import time
 import urllib.parse
 import uuid
-from datetime import datetime, timezone
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 from trace_core.queue import base
 
@@ -56,7 +57,7 @@ def http_api_event(
     query: dict[str, str] = {}
     for name, value in urllib.parse.parse_qsl(raw_query, keep_blank_values=True):
         query[name] = f"{query[name]},{value}" if name in query else value
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     event: dict[str, Any] = {
         "version": "2.0",
         "routeKey": "$default",
@@ -129,7 +130,7 @@ def scheduled_event(rule: str, *, region: str = "us-east-1") -> dict[str, Any]:
         "detail-type": "Scheduled Event",
         "source": "aws.events",
         "account": ACCOUNT,
-        "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "region": region,
         "resources": [f"arn:aws:events:{region}:{ACCOUNT}:rule/{rule}"],
         "detail": {},
@@ -157,7 +158,7 @@ def sqs_event(messages: Sequence[base.Message], *, region: str = "us-east-1") ->
                 "ApproximateFirstReceiveTimestamp": now,
             },
             "messageAttributes": {},
-            "md5OfBody": hashlib.md5(body.encode()).hexdigest(),  # noqa: S324 - SQS's own checksum
+            "md5OfBody": hashlib.md5(body.encode()).hexdigest(),
             "eventSource": "aws:sqs",
             "eventSourceARN": queue_arn(message.queue, region),
             "awsRegion": region,

@@ -14,8 +14,9 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from trace_core import errors
 from trace_core.lite import host_events

@@ -11,7 +11,8 @@ import itertools
 import threading
 import time
 import uuid
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from trace_core.queue import base, errors
 

@@ -10,12 +10,14 @@ wait is bounded by ``poll_interval`` and the listener reconnects on its own.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
 import time
 import uuid
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -61,7 +63,8 @@ class PgQueueDriver:
         else:
             self._pool = pool_or_conninfo
             self._owns_pool = False
-        self._conninfo = self._pool.conninfo
+        conninfo = self._pool.conninfo
+        self._conninfo: str = conninfo() if callable(conninfo) else conninfo
         self._max_receives = max_receives
         if poll_interval <= 0:
             raise errors.QueueError("poll_interval must be > 0 seconds", field="poll_interval")
@@ -109,8 +112,7 @@ class PgQueueDriver:
                 # Bounded: a notification we never get (dead listener, lost NOTIFY,
                 # a message whose visibility just ran out) costs at most poll_interval.
                 self._cond.wait_for(
-                    lambda: self._generation.get(queue, 0) != seen or self._closed.is_set(),
-                    timeout=min(remaining, self.poll_interval),
+                    functools.partial(self._woken, queue, seen), timeout=min(remaining, self.poll_interval)
                 )
             if self._closed.is_set():
                 return []
@@ -211,6 +213,9 @@ class PgQueueDriver:
                 )
             )
         return messages, buried
+
+    def _woken(self, queue: str, seen: int) -> bool:
+        return self._generation.get(queue, 0) != seen or self._closed.is_set()
 
     def _wake(self, queue: str | None) -> None:
         with self._cond:

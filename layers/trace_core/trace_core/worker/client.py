@@ -9,7 +9,8 @@ Postgres pool). An HTTP adapter to the dispatcher API would implement the same.
 from __future__ import annotations
 
 import dataclasses
-from typing import Protocol, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 from uuid import UUID
 
 from trace_core.dispatcher import errors, models

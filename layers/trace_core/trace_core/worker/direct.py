@@ -9,7 +9,8 @@ order, the order the core locks rows in, so concurrent batches cannot deadlock.
 from __future__ import annotations
 
 import logging
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 from uuid import UUID
 
 import psycopg

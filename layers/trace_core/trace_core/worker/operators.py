@@ -17,7 +17,8 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import psycopg
 
