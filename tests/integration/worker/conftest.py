@@ -21,6 +21,7 @@ from trace_core.db import pool as pool_mod
 from trace_core.dispatcher import models, outbox, reaper, tasks
 from trace_core.lite import procs
 from trace_core.queue import pgqueue
+from trace_core.worker import config as worker_config
 from trace_core.worker import direct, runner
 
 from tests.integration.worker import operators_plugin  # noqa: F401 - registers the test operators
@@ -133,7 +134,7 @@ def start_worker(db_pool: ConnectionPool, driver: pgqueue.PgQueueDriver, queue_n
         defaults: dict[str, Any] = {"queue": queue_name, "lease_seconds": 5, "poll_seconds": 1.0,
                                     "receive_wait_seconds": 0.5, "grace_seconds": 5.0}
         worker = runner.Worker(direct.DirectClient(db_pool), driver, make_settings(),
-                               runner.WorkerConfig(**{**defaults, **config}))
+                               worker_config.WorkerConfig(**{**defaults, **config}))
         thread = threading.Thread(target=worker.run, daemon=True)
         thread.start()
         started.append((worker, thread))

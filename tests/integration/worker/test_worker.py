@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 from trace_core.dispatcher import models, reaper, tasks
-from trace_core.worker import errors, operators, runner, wakeups
+from trace_core.worker import config as worker_config
+from trace_core.worker import errors, operators, wakeups
 
 from tests.integration.worker.conftest import events, max_concurrency, wait_for
 
@@ -201,7 +202,7 @@ def test_fast_operators_are_prefetched_slow_ones_are_not(create, get_task, attem
 
 def test_worker_settings_are_validated_naming_the_field():
     with pytest.raises(errors.WorkerError) as caught:
-        runner.WorkerConfig(lease_seconds=3, heartbeat_seconds=5)
+        worker_config.WorkerConfig(lease_seconds=3, heartbeat_seconds=5)
     assert caught.value.details["field"] == "heartbeat_seconds"
 
 

@@ -13,6 +13,7 @@ from trace_core.cli import context
 from trace_core.db import pool
 from trace_core.queue import factory
 from trace_core.settings import Settings
+from trace_core.worker import config as worker_config
 from trace_core.worker import direct, operators, runner
 
 
@@ -43,7 +44,7 @@ def worker(
     if on_term not in ("finish", "abandon"):
         raise typer.BadParameter(f"expected finish or abandon, got {on_term!r}", param_hint="--on-term")
     operators.load_modules(settings.operator_modules)
-    config = runner.WorkerConfig(
+    config = worker_config.WorkerConfig(
         queue=queue or settings.task_queue,
         concurrency=concurrency or settings.worker_concurrency,
         lease_seconds=lease_seconds or settings.lease_seconds,

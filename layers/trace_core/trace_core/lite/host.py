@@ -39,6 +39,7 @@ from trace_core.dispatcher import deps
 from trace_core.lite import anvil, host_events, host_functions, host_process, procs
 from trace_core.queue import base, factory, listener
 from trace_core.settings import Settings
+from trace_core.worker import config as worker_config
 from trace_core.worker import direct, runner
 
 log = logging.getLogger(__name__)
@@ -146,7 +147,7 @@ class Host:
         for n in range(self.spec.workers):
             worker = runner.Worker(
                 direct.DirectClient(self.pool), self.driver, self.settings,
-                runner.WorkerConfig(
+                worker_config.WorkerConfig(
                     queue=self.settings.task_queue, concurrency=self.settings.worker_concurrency,
                     lease_seconds=self.settings.lease_seconds,
                     worker_id=f"lite-host:{os.getpid()}:{n}",

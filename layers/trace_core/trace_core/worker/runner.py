@@ -29,15 +29,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import queue as queue_mod
-import socket
 import threading
 import time
 import traceback
-import uuid
 from collections import Counter
-from typing import Literal
 from uuid import UUID
 
 from pydantic import ValidationError
@@ -47,58 +43,10 @@ from trace_core.dispatcher import models
 from trace_core.queue import base
 from trace_core.settings import Settings
 from trace_core.worker import client as client_mod
+from trace_core.worker import config as config_mod
 from trace_core.worker import errors, operators, wakeups
 
 log = logging.getLogger(__name__)
-
-StopMode = Literal["finish", "abandon"]
-
-
-def default_worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-
-
-@dataclasses.dataclass(frozen=True)
-class WorkerConfig:
-    """How a worker behaves. Defaults suit Lite and the benchmark alike."""
-
-    queue: str = "trace-tasks"
-    worker_id: str = dataclasses.field(default_factory=default_worker_id)
-    concurrency: int = 32
-    # Extra leases held for operators that finish fast: bigger claim/complete batches are the
-    # throughput lever. Only while the operators' recent run time (EWMA) stays under
-    # prefetch_below_seconds, so a slow task never keeps claimed work from idle workers.
-    prefetch: int = 96
-    prefetch_below_seconds: float = 0.05
-    lease_seconds: int = 30
-    heartbeat_seconds: float | None = None  # None: lease_seconds / 3
-    receive_wait_seconds: float = 1.0
-    poll_seconds: float = 5.0
-    malformed_retry_seconds: int = 5
-    on_stop: StopMode = "finish"
-    grace_seconds: float = 20.0
-    completion_batch: int = 256
-
-    def __post_init__(self) -> None:
-        checks = {
-            "concurrency": self.concurrency >= 1,
-            "prefetch": self.prefetch >= 0,
-            "lease_seconds": 1 <= self.lease_seconds <= models.MAX_LEASE_SECONDS,
-            "heartbeat_seconds": self.heartbeat_seconds is None or 0 < self.heartbeat_seconds < self.lease_seconds,
-            "receive_wait_seconds": 0 <= self.receive_wait_seconds <= 20,
-            "poll_seconds": self.poll_seconds > 0,
-            "on_stop": self.on_stop in ("finish", "abandon"),
-        }
-        for field, ok in checks.items():
-            if not ok:
-                raise errors.WorkerError(
-                    f"invalid worker setting {field}={getattr(self, field)!r}", field=field
-                )
-
-    @property
-    def beat_every(self) -> float:
-        return self.heartbeat_seconds or self.lease_seconds / 3
-
 
 @dataclasses.dataclass
 class _Running:
@@ -122,9 +70,9 @@ class Worker:
         dispatcher: client_mod.DispatcherClient,
         driver: base.QueueDriver,
         settings: Settings,
-        config: WorkerConfig | None = None,
+        config: config_mod.WorkerConfig | None = None,
     ) -> None:
-        self.config = config or WorkerConfig()
+        self.config = config or config_mod.WorkerConfig()
         self._client = dispatcher
         self._driver = driver
         self._settings = settings
@@ -135,7 +83,7 @@ class Worker:
         self._jobs: queue_mod.Queue[object] = queue_mod.Queue()
         self._done: queue_mod.Queue[object] = queue_mod.Queue()
         self._stopping = threading.Event()
-        self._stop_mode: StopMode = self.config.on_stop
+        self._stop_mode: config_mod.StopMode = self.config.on_stop
         self._beats_stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.stats: Counter[str] = Counter()
@@ -168,7 +116,7 @@ class Worker:
         finally:
             self._shutdown()
 
-    def request_stop(self, mode: StopMode | None = None) -> None:
+    def request_stop(self, mode: config_mod.StopMode | None = None) -> None:
         """Stop taking work. ``mode`` overrides ``on_stop``; asking twice always abandons."""
         if self._stopping.is_set():
             mode = "abandon"
