@@ -48,7 +48,7 @@ def test_a_task_created_over_http_is_run_by_the_hosts_worker(lite_host: host_mod
         task_id = created.json()["task_id"]
         # THEN the host's drainer publishes its wake-up and the worker completes it, well within a tick or two
         done = wait_for(lambda: (r := api.get(f"/v1/tasks/{task_id}").json())["status"] == "completed" and r)
-        assert time.monotonic() - started < 3
+        assert time.monotonic() - started < 5
         assert done["outputs"] == {"noop": True, "attempt": 1}
     health = httpx.get(lite_host.url + host_mod.HEALTH_PATH).json()
     assert health["functions"]["dispatcher_api"]["invocations"] >= 2

@@ -81,7 +81,7 @@ def test_a_notification_from_another_process_wakes_the_receiver_long_before_the_
     got, latency = _receive_after_publish(consumer, producer, queue, delay=0.3)
     # THEN NOTIFY delivered the wake-up: pickup in far less than the poll interval
     assert [m.body for m in got] == [{"n": 1}]
-    assert latency < 1.0
+    assert latency < 2.0
 
 
 def test_a_killed_listener_never_delays_pickup_beyond_the_poll_interval_and_reconnects(
@@ -103,7 +103,7 @@ def test_a_killed_listener_never_delays_pickup_beyond_the_poll_interval_and_reco
     got, latency = _receive_after_publish(consumer, producer, queue, delay=0.05)
     # THEN the bounded poll still picks it up within the poll interval
     assert [m.body for m in got] == [{"n": 1}]
-    assert latency < 0.5 + 0.4
+    assert latency < 0.5 + 1.0  # slack for a loaded machine; without the bounded poll it is 20 s
     assert not consumer.listening  # it really was the poll, not a notification
     # AND once the database lets it, the listener comes back on a new backend
     consumer.blocked.clear()
@@ -124,7 +124,7 @@ def test_without_listen_receives_poll_at_the_interval(make_driver, queue):
     producer = make_driver(listen=False)
     got, latency = _receive_after_publish(consumer, producer, queue, delay=0.1)
     assert [m.body for m in got] == [{"n": 1}]
-    assert latency < 0.3 + 0.4
+    assert latency < 0.3 + 1.0
     assert consumer.listener_pid is None
 
 
