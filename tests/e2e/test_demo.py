@@ -19,18 +19,23 @@ CLI = [sys.executable, "-m", "trace_core.cli"]
 def home():
     base = Path(tempfile.mkdtemp(prefix="trace-demo-test-"))
     yield base / "lite"
-    subprocess.run([*CLI, "down"], env={**os.environ, "TRACE_HOME": str(base / "lite")}, capture_output=True,
-                   timeout=120)
+    subprocess.run([*CLI, "down"], env=clean_env(base / "lite"), capture_output=True, timeout=120)
     shutil.rmtree(base, ignore_errors=True)
 
 
+def clean_env(home: Path) -> dict[str, str]:
+    """What a user's shell would have: no Trace or AWS endpoint settings from other tests."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TRACE_", "AWS_ENDPOINT"))}
+    return {**env, "TRACE_HOME": str(home)}
+
+
 def run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "TRACE_HOME": str(home)})
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=600, env=clean_env(home))
 
 
+@pytest.mark.timeout(900)
 def test_demo_runs_to_the_end_and_leaves_the_stack_up(home: Path):
-    first = run(home, "demo", "--blocks", "300", "--timeout", "300")
+    first = run(home, "demo", "--blocks", "300", "--timeout", "240")
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     out = first.stdout
     for heading in ("1. The Lite stack", "2. A Monad-like local chain", "3. Chain sync", "4. Analytics"):
@@ -49,7 +54,7 @@ def test_demo_runs_to_the_end_and_leaves_the_stack_up(home: Path):
     assert json.loads(query.stdout) == [{"n": 301}]
 
     # a second demo reuses the stack, the chain and the synced data
-    second = run(home, "demo", "--blocks", "300", "--timeout", "300")
+    second = run(home, "demo", "--blocks", "300", "--timeout", "240")
     assert second.returncode == 0, second.stderr[-3000:]
     assert "reusing the seeded chain" in second.stdout
     assert "job monad-local: unchanged" in second.stdout

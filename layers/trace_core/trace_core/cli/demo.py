@@ -74,6 +74,7 @@ def _sync(settings: Any, spec: spec_mod.ChainSyncSpec, timeout: float) -> None:
         with Live(table, console=console, refresh_per_second=4, transient=not console.is_terminal) as live:
             while not finished:
                 if time.monotonic() > deadline:
+                    chainsync_cli._plain_lines(conn, spec.name)
                     raise errors.TraceError(
                         f"chain sync did not finish within {timeout:.0f}s; see `trace-lite status --job {spec.name}`")
                 time.sleep(0.5)
