@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from typing import Any, Literal
 from uuid import UUID
 
@@ -133,13 +134,18 @@ def progress(conn: psycopg.Connection[Any], name: str) -> tuple[dict[str, Any], 
     spec = spec_mod.ChainSyncSpec.model_validate(job["spec"])
     rows = conn.execute(_Q["stream_progress"], {"job_id": job["job_id"]}).fetchall()
     out = []
+    now = dt.datetime.now(dt.timezone.utc)
     for row in rows:
-        rate = float(row["blocks_last_minute"]) / 60.0
-        if row["started_at"] is not None and row["last_commit_at"] is not None:
+        # Blocks committed over the last minute, or since the job started if that is more recent;
+        # once nothing runs, the rate of the whole run.
+        window = 60.0
+        if row["started_at"] is not None:
+            window = max(1.0, min(60.0, (now - row["started_at"]).total_seconds()))
+        rate = float(row["blocks_last_minute"]) / window
+        if row["queued"] + row["running"] == 0 and row["started_at"] and row["last_commit_at"]:
             elapsed = (row["last_commit_at"] - row["started_at"]).total_seconds()
             done = row["cursor"] - spec.mode.from_block
-            if elapsed > 0 and done > 0:
-                rate = max(rate, done / elapsed) if rate == 0 else rate
+            rate = done / elapsed if elapsed > 0 else rate
         remaining = (row["target"] - row["cursor"]) if row["target"] is not None else None
         eta = remaining / rate if remaining is not None and rate > 0 else None
         out.append(StreamProgress(
