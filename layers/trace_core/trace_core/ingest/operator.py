@@ -12,12 +12,15 @@ Load it in a worker with ``TRACE_OPERATOR_MODULES=trace_core.ingest.operator``.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
+import httpx
 import psycopg
 
 from trace_core import aws
+from trace_core.chain import rpc
 from trace_core.datasets import commit, models, objectstore
 from trace_core.datasets import errors as dataset_errors
 from trace_core.ingest import errors, extract
@@ -26,6 +29,30 @@ from trace_core.worker import errors as worker_errors
 from trace_core.worker import operators
 
 NAME = "cryo_ingest"
+
+# Clients shared by every task of this worker process (both are thread-safe). Building them per
+# task cost more CPU than a range's own Python work: a boto3 client parses botocore's service
+# models (~50 ms), an httpx client builds an SSL context with the CA bundle (~10 ms), all under
+# the GIL (profiled with bench/chain_sync_e2e.py).
+_lock = threading.Lock()
+_s3_clients: dict[tuple[str | None, str], Any] = {}
+_http: list[httpx.Client] = []
+RPC_TIMEOUT_SECONDS = 30.0
+
+
+def _s3_client(settings: Any) -> Any:
+    with _lock:
+        key = (settings.aws_endpoint_url, settings.aws_region)
+        if key not in _s3_clients:
+            _s3_clients[key] = aws.client("s3", settings)
+        return _s3_clients[key]
+
+
+def _rpc_client(url: str) -> rpc.RpcClient:
+    with _lock:
+        if not _http:
+            _http.append(httpx.Client(timeout=RPC_TIMEOUT_SECONDS))
+        return rpc.RpcClient(url, client=_http[0])
 
 
 def outputs(request: request_mod.IngestRequest, extraction: extract.Extraction) -> dict[str, Any]:
@@ -73,7 +100,7 @@ def run(ctx: operators.OperatorContext, *, store: objectstore.ObjectStore | None
         extractor: extract.Extractor | None = None) -> dict[str, Any]:
     """Extract, stage and arm the commit hook; returns the task's outputs."""
     request = request_mod.parse(ctx.payload)
-    bucket = store or objectstore.S3ObjectStore(aws.client("s3", ctx.settings), ctx.settings.datasets_bucket)
+    bucket = store or objectstore.S3ObjectStore(_s3_client(ctx.settings), ctx.settings.datasets_bucket)
 
     def checkpoint() -> None:
         if ctx.cancelled.is_set():
@@ -82,7 +109,7 @@ def run(ctx: operators.OperatorContext, *, store: objectstore.ObjectStore | None
 
     extraction = extract.extract(
         request, store=bucket, task_id=ctx.task.task_id, attempt=ctx.attempt, heartbeat=checkpoint,
-        extractor=extractor,
+        extractor=extractor, rpc_client=_rpc_client(request.rpc_url(ctx.attempt)),
     )
     ctx.on_success = on_success_hook(bucket, extraction.staged, request)
     return outputs(request, extraction)
