@@ -90,3 +90,23 @@ def test_rpc_error_clears_when_the_rpc_answers_again(invoke, make_anvil):
         call()
         _, streams = jobs.progress(conn, "follow-back")
     assert streams[0].last_error is None
+
+
+def test_the_lite_host_runs_the_planner_on_its_schedule(make_database, make_anvil, make_settings):
+    from trace_core.lite import host as host_mod
+
+    from tests.integration.worker.conftest import wait_for
+
+    # GIVEN a follow_head job applied while the head allowed two ranges
+    url = make_database()
+    rpc = make_anvil()
+    mine(rpc, 25)
+    with psycopg.connect(url, row_factory=dict_row) as conn:
+        jobs.apply(conn, spec_mod.parse(FOLLOW.format(name="follow-host", url=rpc), environ={}))
+    assert ranges(url) == [(0, 10), (10, 20)]
+    # WHEN the chain grows under the default Lite host (no workers: only its schedules matter here)
+    settings = make_settings(database_url=url, rpc_url=rpc, host_tick_seconds=0.2, host_workers=0)
+    with host_mod.running(settings, port=0):
+        mine(rpc, 10)
+        # THEN the host's scheduled planner pass schedules the next range by itself
+        assert wait_for(lambda: ranges(url) == [(0, 10), (10, 20), (20, 30)], timeout=20)

@@ -86,6 +86,8 @@ def default_spec(settings: Settings) -> HostSpec:
         schedules=(
             Schedule("outbox_drainer", settings.host_tick_seconds, wake_on_outbox=True),
             Schedule("lease_reaper", settings.host_tick_seconds),
+            # follow_head polling, reorg repair, rescheduling of ranges whose task died.
+            Schedule("chain_sync_planner", max(5.0, settings.host_tick_seconds)),
         ),
         # The dataset-buffer queue, batches of 10 as the CDK's event source (see docs/specs/sink.md).
         queue_triggers=(QueueTrigger("trace-sink", "sink", batch_size=10),),
