@@ -15,7 +15,7 @@ from rich.table import Table
 from trace_core.cli import context
 from trace_core.cli import stack as stack_cli
 from trace_core.dispatcher import models, tasks
-from trace_core.queue import sql
+from trace_core.db import queries as named_queries
 from trace_core.settings import Settings
 
 console = Console()
@@ -127,7 +127,7 @@ def get(
 def summary(settings: Settings) -> dict[str, int]:
     """Task counts by status (every status present, zeros included) and pending wake-ups."""
     with _connect(settings) as conn:
-        queries = sql.load("trace_core.cli", "tasks.sql")
+        queries = named_queries.load("trace_core.cli", "tasks.sql")
         counts = {row["status"]: row["n"] for row in conn.execute(queries["counts_by_status"]).fetchall()}
         pending = conn.execute(queries["pending_wakeups"]).fetchone()
     result = {status: int(counts.get(status, 0)) for status in STATUSES}

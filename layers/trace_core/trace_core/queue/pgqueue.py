@@ -23,7 +23,8 @@ import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-from trace_core.queue import base, errors, listener, sql
+from trace_core.db import queries
+from trace_core.queue import base, errors, listener
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ DEFAULT_MAX_RECEIVES = 5
 
 
 def _queries() -> dict[str, Any]:
-    return sql.load("trace_core.queue", "pgqueue.sql")
+    return queries.load("trace_core.queue", "pgqueue.sql")
 
 
 class PgQueueDriver:
