@@ -65,3 +65,23 @@ def test_malformed_task_grant_request_names_the_field(conn, qs_settings):
         issuing.task_token(conn, keys.from_settings(qs_settings), issuer="i", task_id=uuid.uuid4(), attempt=1,
                            payload={"grants": [{"dataset": "issued/blocks", "to_block": "soon"}]})
     assert caught.value.details["field"] == "payload.grants[0].to_block"
+
+
+def test_the_worker_hands_its_operator_the_attempts_task_token(conn, qs_settings, synced, database_url):
+    from trace_core.db import pool as pool_mod
+    from trace_core.worker import direct, operators
+
+    # GIVEN a claimed task whose payload asks for logs
+    payload = {"grants": [{"dataset": "issued/logs"}]}
+    task = tasks.create(conn, task_models.CreateTask(operator="alert_evaluate", payload=payload))
+    lease = tasks.claim(conn, task.task_id, worker_id="w", lease_seconds=30)
+    client = direct.DirectClient(pool_mod.get(database_url))
+    ctx = operators.OperatorContext(task=lease.task, attempt=lease.attempt, settings=qs_settings)
+    ctx._query_token = lambda: client.task_token(lease, qs_settings)
+    # WHEN the operator asks for its token
+    token = ctx.query_token()
+    # THEN it is this attempt's task token, granting exactly the logs version
+    claims = tokens.verify(keys.from_settings(qs_settings), token, audience=tokens.TASK_AUDIENCE,
+                           issuer=qs_settings.token_issuer)
+    assert (claims.task_id, claims.attempt) == (task.task_id, lease.attempt)
+    assert [g.version_ids for g in claims.grants] == [(synced[2].dataset_version,)]

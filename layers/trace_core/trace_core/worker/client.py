@@ -14,6 +14,7 @@ from typing import Protocol
 from uuid import UUID
 
 from trace_core.dispatcher import errors, models
+from trace_core.settings import Settings
 from trace_core.worker import operators
 
 Outcome = models.Task | errors.DispatcherError
@@ -41,6 +42,9 @@ class DispatcherClient(Protocol):
 
     def complete(self, items: Sequence[CompletionItem]) -> dict[UUID, Outcome]:
         """Report finished attempts (fenced); per task the new task row or the fence error."""
+
+    def task_token(self, lease: models.Lease, settings: Settings) -> str | None:
+        """A Query Service task token for the attempt (grants from ``payload["grants"]``), or None."""
 
     def abandon(self, lease: models.Lease, reason: str) -> Outcome:
         """Give a lease back: the task is retried at once by someone else."""

@@ -17,6 +17,7 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from trace_core.dispatcher import errors, models, tasks
+from trace_core.settings import Settings
 from trace_core.worker import client
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,15 @@ class DirectClient:
                 done[item.lease.task.task_id] = self._complete_hooked(conn, item)
         return done
 
+    def task_token(self, lease: models.Lease, settings: Settings) -> str | None:
+        """The attempt's Query Service token carrying the grants its payload asks for (None if none)."""
+        from trace_core.auth import issuing, keys  # only tasks that query need the auth stack
+
+        with self._pool.connection() as conn:
+            return issuing.task_token(conn, keys.from_settings(settings), issuer=settings.token_issuer,
+                                      task_id=lease.task.task_id, attempt=lease.attempt,
+                                      payload=lease.task.payload)
+
     def abandon(self, lease: models.Lease, reason: str) -> client.Outcome:
         with self._pool.connection() as conn:
             try:
@@ -95,7 +105,9 @@ class DirectClient:
             return exc
         except Exception as exc:  # noqa: BLE001 - the operator's commit hook failed: the attempt failed
             log.warning("commit hook of task %s attempt %s failed: %s", lease.task.task_id, lease.attempt, exc)
-            failure = models.Failure(error=f"commit hook failed: {type(exc).__name__}: {exc}"[:10_000])
+            # A hook may know its failure is permanent (a conflicting second publication of a version).
+            failure = models.Failure(error=f"commit hook failed: {type(exc).__name__}: {exc}"[:10_000],
+                                     retryable=bool(getattr(exc, "retryable", True)))
             try:
                 return tasks.complete(
                     conn, lease.task.task_id, attempt=lease.attempt, lease_token=lease.lease_token, result=failure

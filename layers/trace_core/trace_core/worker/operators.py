@@ -39,6 +39,7 @@ class OperatorContext:
     cancelled: threading.Event = dataclasses.field(default_factory=threading.Event)
     on_success: OnSuccess | None = None
     _heartbeat: Callable[[], None] = lambda: None
+    _query_token: Callable[[], str | None] = lambda: None
 
     @property
     def payload(self) -> dict[str, Any]:
@@ -47,6 +48,12 @@ class OperatorContext:
     def heartbeat(self) -> None:
         """Extend the lease now. Raises (and sets ``cancelled``) if the lease was lost."""
         self._heartbeat()
+
+    def query_token(self) -> str | None:
+        """A short-lived token for the Query Service's ``POST /v1/task-query``, valid while this attempt
+        is live, granting the dataset versions the payload asks for (``payload["grants"]``: a list of
+        ``{dataset, relation?, from_block?, to_block?}``), pinned to what is visible now; None if none."""
+        return self._query_token()
 
 
 Operator = Callable[[OperatorContext], dict[str, Any]]

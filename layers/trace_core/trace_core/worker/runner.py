@@ -200,6 +200,7 @@ class Worker:
         ctx = operators.OperatorContext(task=lease.task, attempt=lease.attempt, settings=self._settings)
         running = _Running(lease=lease, messages=messages, ctx=ctx)
         ctx._heartbeat = lambda: self._beat_one(running)
+        ctx._query_token = lambda: self._client.task_token(lease, self._settings)
         with self._lock:
             self._running[lease.task.task_id] = running
             self.stats["max_in_flight"] = max(self.stats["max_in_flight"], len(self._running))
