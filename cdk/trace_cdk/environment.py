@@ -32,12 +32,16 @@ def platform(
     *,
     component: str,
     database: rds.DatabaseInstance,
-    database_secret_arn: str,
+    database_secret_arn: str | None,
     buckets: dict[str, str],
     task_queue: str = names.TASK_QUEUE,
 ) -> dict[str, str]:
-    """What every deployable of the stage is configured with; ``component`` names it for logs and metrics."""
-    return {
+    """What every deployable of the stage is configured with; ``component`` names it for logs and metrics.
+
+    ``database_secret_arn`` is for Lambdas, which read the password themselves (trace_core.db.conninfo);
+    Fargate tasks get it as ``PGPASSWORD`` from ECS secrets and pass None.
+    """
+    env = {
         "POWERTOOLS_SERVICE_NAME": names.service_name(component),
         "POWERTOOLS_LOG_LEVEL": stage.log_level,
         "POWERTOOLS_METRICS_NAMESPACE": names.METRICS_NAMESPACE,
@@ -45,7 +49,6 @@ def platform(
         "POWERTOOLS_TRACE_DISABLED": "true",
         "TRACE_LOG_LEVEL": stage.log_level,
         "TRACE_DATABASE_URL": database_url(database),
-        "TRACE_DATABASE_SECRET_ARN": database_secret_arn,
         "TRACE_QUEUE_DRIVER": "sqs",
         "TRACE_TASK_QUEUE": task_queue,
         "TRACE_DATASETS_BUCKET": buckets["datasets"],
@@ -53,3 +56,6 @@ def platform(
         "TRACE_SCRATCH_BUCKET": buckets["scratch"],
         "TRACE_CHAIN_ID": str(stage.chain_id),
     }
+    if database_secret_arn is not None:
+        env["TRACE_DATABASE_SECRET_ARN"] = database_secret_arn
+    return env

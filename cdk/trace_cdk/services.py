@@ -149,10 +149,12 @@ class Services(Construct):
             self._stage,
             component=name,
             database=self._data.database,
-            database_secret_arn=self._data.database_secret.secret_arn,
+            database_secret_arn=None,  # the password arrives as PGPASSWORD (ECS secrets), see _database_secret
             buckets={key: bucket.bucket_name for key, bucket in self._data.buckets.items()},
             task_queue=task_queue,
-        ) | {"TRACE_TOKEN_KEYS": "secretsmanager", "TRACE_TOKEN_KEYS_SECRET": token_keys_secret_name(self._stage)}
+        ) | {"TRACE_TOKEN_KEYS": "secretsmanager", "TRACE_TOKEN_KEYS_SECRET": token_keys_secret_name(self._stage),
+             # Workers emit TasksCompleted / TasksFailed (EMF) for the task failure-rate alarm.
+             "TRACE_EMIT_METRICS": "true"}
 
     def _database_secret(self) -> dict[str, ecs.Secret]:
         return {"PGPASSWORD": ecs.Secret.from_secrets_manager(self._data.database_secret, "password")}

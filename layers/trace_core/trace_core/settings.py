@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     lease_seconds: Annotated[int, Field(ge=1, le=3600)] = 30
     host_workers: Annotated[int, Field(ge=0, le=16)] = 1
     host_tick_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0
+    # Emit CloudWatch metrics (EMF lines on stdout) from long-running workers (AWS: on; Lite: off).
+    emit_metrics: bool = False
 
     # --- query service and capability tokens ---
     query_port: Port = 0

@@ -44,7 +44,7 @@ from trace_core.queue import base
 from trace_core.settings import Settings
 from trace_core.worker import client as client_mod
 from trace_core.worker import config as config_mod
-from trace_core.worker import errors, operators, wakeups
+from trace_core.worker import errors, operators, telemetry, wakeups
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,7 @@ class Worker:
         self._client = dispatcher
         self._driver = driver
         self._settings = settings
+        self._task_metrics = telemetry.TaskMetrics(settings.emit_metrics)
         self._running: dict[UUID, _Running] = {}
         self._acks: list[base.Message] = []  # done with, acked in one call before the next receive
         self._run_time: float | None = None
@@ -272,14 +273,20 @@ class Worker:
                 backoff = min(backoff * 2, 5.0)
         else:
             outcomes = {}
+        completed = failed = 0
         for job, result in todo:
             outcome = outcomes.get(job.lease.task.task_id)
             if isinstance(outcome, dispatcher_errors.DispatcherError):
                 self.stats["rejected"] += 1
                 log.warning("worker: completion of task %s attempt %d rejected: %s",
                             job.lease.task.task_id, job.lease.attempt, outcome)
+            elif isinstance(result, models.Success):
+                self.stats["succeeded"] += 1
+                completed += 1
             else:
-                self.stats["succeeded" if isinstance(result, models.Success) else "failed"] += 1
+                self.stats["failed"] += 1
+                failed += 1
+        self._task_metrics.record(completed=completed, failed=failed)
         with self._lock:
             # The outcome is recorded: the wake-ups are done with. Acking them is deferred to the
             # receive loop's next turn, so the slot frees without waiting for another round trip.
