@@ -20,7 +20,9 @@ $(VENV)/.installed: pyproject.toml
 
 node_modules/.installed: package.json package-lock.json
 	@command -v npm >/dev/null || { echo "error: npm not found: install Node.js 18+ (it brings npm)"; exit 1; }
-	npm ci --no-audit --no-fund --loglevel=error
+	@# The lock pins every version. Not `npm ci`: npm 11 leaves the other platforms' optional anvil
+	@# binaries out of the lock, and `npm ci` then refuses it as out of sync (docs/decisions/0004).
+	npm install --no-audit --no-fund --loglevel=error
 	@touch $@
 
 demo: install
