@@ -35,9 +35,13 @@ test: install
 test-all: install
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# Benchmarks against the reference tools (long; figures go to docs/benchmarks.md by hand).
 bench: install
-	$(BIN)/python -m pip install -q -e '.[dev,bench]'
-	$(BIN)/python -m bench.run_all
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,bench]'
+	$(BIN)/python -m bench.dispatcher_throughput
+	$(BIN)/python -m bench.chain_sync_e2e
+	$(BIN)/python -m bench.ingest_rss
+	$(BIN)/python -m bench.query_service
 
 lint: install
 	$(BIN)/ruff check layers functions cdk tests bench
