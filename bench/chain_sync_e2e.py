@@ -121,10 +121,10 @@ def _spawn(cmd: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[b
                                 start_new_session=True, env={**base, **env}, cwd=ROOT)
 
 
-def _peak_rss_mib(pid: int) -> float:
-    """VmHWM: the process's peak resident set, as the kernel counted it."""
+def _rss_mib(pid: int, field: str = "VmHWM") -> float:
+    """``VmHWM``: the process's peak resident set, as the kernel counted it; ``VmRSS``: the current one."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return round(int(line.split()[1]) / 1024, 1)
     return float("nan")
 
@@ -143,6 +143,7 @@ class Meter:
         self._last: dict[tuple[str, int], float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
+        self.rss_timeline: list[tuple[float, int]] = []
 
     def _sample(self) -> dict[tuple[str, int], float]:
         seen: dict[tuple[str, int], float] = {}
@@ -162,6 +163,10 @@ class Meter:
     def _loop(self) -> None:
         while not self._stop.wait(self._every):
             self._last.update(self._sample())
+            for pid in self._groups.get("workers", [])[:1]:  # the first worker's resident set over time
+                with contextlib.suppress(self._psutil.NoSuchProcess):
+                    self.rss_timeline.append((round(time.monotonic() - self._began, 1),
+                                              round(self._psutil.Process(pid).memory_info().rss / 2**20)))
 
     def start(self) -> Meter:
         self._first = self._sample()
@@ -391,7 +396,7 @@ def run_trace(args: argparse.Namespace, stack: Stack, *, nodes: int, workers: in
     urls = [url for url, _ in stack.nodes[:nodes]]
     with _platform(stack, label, workers, args.worker_concurrency, args.log_level) as platform:
         pids = [p.pid for p in platform["workers"]]
-        baseline_rss = [_peak_rss_mib(pid) for pid in pids]
+        baseline_rss = [_rss_mib(pid) for pid in pids]
         with psycopg.connect(platform["database_url"], autocommit=True, row_factory=dict_row) as conn:
             spec = _job_spec(args, f"bench-{label.replace('_', '-')}", urls, blocks, chunk, inflight)
             meter = Meter({"anvil": [pid for _, pid in stack.nodes[:nodes]], "workers": pids,
@@ -415,12 +420,22 @@ def run_trace(args: argparse.Namespace, stack: Stack, *, nodes: int, workers: in
             task_counts = conn.execute(TASKS).fetchone()
             task_times = {r["dataset"]: {"wait_s": round(float(r["wait_s"]), 2), "run_s": round(float(r["run_s"]), 2)}
                           for r in conn.execute(TASK_TIMES).fetchall()}
-        peak = [_peak_rss_mib(pid) for pid in pids]
+        peak = [_rss_mib(pid) for pid in pids]
+        after = [_rss_mib(pid, "VmRSS") for pid in pids]  # what the worker still holds once the job is done
     return {"mode": "trace", "nodes": nodes, "workers": workers, "blocks": blocks, "chunk_size": chunk,
             "max_inflight": inflight, "seconds": round(seconds, 2), "blocks_per_s": round(blocks / seconds, 1),
             "rows": rows, "stream_done_s": finished, "task_times": task_times, "tasks": task_counts["tasks"],
             "retried": task_counts["retried"],
-            "worker_rss_mib": {"ready": baseline_rss, "peak": peak}, "cpu_pct": cpu}
+            "worker_rss_mib": {"ready": baseline_rss, "peak": peak, "after": after,
+                               "quartiles": _quartiles(meter.rss_timeline)}, "cpu_pct": cpu}
+
+
+def _quartiles(timeline: list[tuple[float, int]]) -> list[int]:
+    """The first worker's highest RSS (MiB) within each quarter of the run: flat means bounded."""
+    if not timeline:
+        return []
+    end = timeline[-1][0] or 1.0
+    return [max((rss for t, rss in timeline if q * end / 4 <= t <= (q + 1) * end / 4), default=0) for q in range(4)]
 
 
 # ---------------------------------------------------------------- the whole run
@@ -550,8 +565,10 @@ def main() -> int:
             result = trace(1, 1, size, size, 1, f"rss{size}")
             result["mode"] = "rss"
             results.append(result)
-            _say(f"rss: one worker, one {size}-block range: peak {result['worker_rss_mib']['peak'][0]} MiB "
-                 f"(ready: {result['worker_rss_mib']['ready'][0]} MiB), {result['seconds']}s")
+            rss = result["worker_rss_mib"]
+            _say(f"rss: one worker, one {size}-block range: peak {rss['peak'][0]} MiB (ready: {rss['ready'][0]}, "
+                 f"after: {rss['after'][0]}, max per quarter of the run: {rss['quartiles']} MiB), "
+                 f"{result['seconds']}s")
     finally:
         if stack is not None:
             stack.close()
