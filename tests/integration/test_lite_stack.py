@@ -113,3 +113,18 @@ def test_external_database_url_is_used_and_not_stopped(home: Path, make_database
     run(home, "down", env={"TRACE_DATABASE_URL": url})
     with psycopg.connect(url) as conn:  # still up: we did not start it, so we did not stop it
         assert conn.execute("SELECT count(*) FROM state.schema_migrations").fetchone()[0] >= 1
+
+
+def test_default_home_is_relative_to_the_working_directory():
+    # GIVEN no TRACE_HOME (what `make demo` does): the state lives in ./.trace-lite of the current directory
+    base = Path(tempfile.mkdtemp(prefix="trace-lite-cwd-"))
+    env = {k: v for k, v in os.environ.items() if k != "TRACE_HOME"}
+    try:
+        up = subprocess.run([*CLI, "up"], capture_output=True, text=True, env=env, cwd=base, timeout=120)
+        assert up.returncode == 0, up.stderr
+        assert (base / ".trace-lite" / "state.json").exists()
+        status = subprocess.run([*CLI, "status"], capture_output=True, text=True, env=env, cwd=base, timeout=60)
+        assert status.returncode == 0 and "postgres" in status.stdout
+    finally:
+        subprocess.run([*CLI, "down"], capture_output=True, env=env, cwd=base, timeout=120)
+        shutil.rmtree(base, ignore_errors=True)

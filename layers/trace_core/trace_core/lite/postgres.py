@@ -94,8 +94,10 @@ def start(data_dir: Path, port: int, *, fast: bool = False, timeout: int = 30) -
 
     ``fast`` turns off fsync: for throwaway test clusters only.
     """
+    data_dir = data_dir.resolve()  # the server runs in its data dir: relative paths would dangle
     init(data_dir)
-    options = f"-h 127.0.0.1 -p {port} -k {data_dir}"
+    # TCP on loopback only; no Unix socket (its path length is capped, and we never use it).
+    options = f"-h 127.0.0.1 -p {port} -c unix_socket_directories=''"
     if fast:
         options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
     log = data_dir / "server.log"
@@ -127,6 +129,7 @@ def pid_of(data_dir: Path) -> int | None:
 
 def stop(data_dir: Path, timeout: int = 30) -> None:
     """Stop the server (fast shutdown). A server that is not running is fine."""
+    data_dir = data_dir.resolve()
     pid = pid_of(data_dir)
     if pid is None:
         return
