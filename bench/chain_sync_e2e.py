@@ -402,17 +402,20 @@ def run_trace(args: argparse.Namespace, stack: Stack, *, nodes: int, workers: in
             meter = Meter({"anvil": [pid for _, pid in stack.nodes[:nodes]], "workers": pids,
                            "host": [platform["host"].pid], "postgres": [stack.pg_pid], "moto": [stack.moto_pid],
                            "bench": [os.getpid()]}, shallow=("bench",)).start()
+            per_node = Meter({f"node{n}": [pid] for n, (_, pid) in enumerate(stack.nodes[:nodes])}).start()
             began, began_wall = time.monotonic(), time.time()
             jobs.apply(conn, spec)
             deadline = began + args.timeout
             while (status := jobs.find(conn, spec.name)["status"]) != "completed":
                 if time.monotonic() > deadline or any(p.poll() is not None for p in platform["workers"]):
                     meter.stop()
+                    per_node.stop()
                     raise RuntimeError(f"{label}: job still {status} after {time.monotonic() - began:.0f}s "
                                        f"(see {platform['logs']})")
                 time.sleep(0.1)
             seconds = time.monotonic() - began
             cpu = meter.stop()
+            node_cpu = [v for k, v in per_node.stop().items() if k != "others"]  # is the pool's load spread?
             committed = conn.execute(COMMITTED_ROWS).fetchall()
             rows = {r["dataset"]: int(r["rows"]) for r in committed}
             # When each stream's last range committed: the slowest stream decides the run's time.
@@ -427,7 +430,7 @@ def run_trace(args: argparse.Namespace, stack: Stack, *, nodes: int, workers: in
             "rows": rows, "stream_done_s": finished, "task_times": task_times, "tasks": task_counts["tasks"],
             "retried": task_counts["retried"],
             "worker_rss_mib": {"ready": baseline_rss, "peak": peak, "after": after,
-                               "quartiles": _quartiles(meter.rss_timeline)}, "cpu_pct": cpu}
+                               "quartiles": _quartiles(meter.rss_timeline)}, "cpu_pct": cpu, "node_cpu_pct": node_cpu}
 
 
 def _quartiles(timeline: list[tuple[float, int]]) -> list[int]:
@@ -540,6 +543,7 @@ def main() -> int:
                              label=f"{label}_{uuid.uuid4().hex[:6]}")
 
         headline = [(w, ipw * w) for ipw in args.inflight_per_worker for w in args.workers]
+        plain: dict[str, Any] | None = None
         for _ in range(args.repeat):  # interleaved, so load from other processes hits every configuration
             plain = run_plain(args, stack)
             results.append(plain)
@@ -557,10 +561,10 @@ def main() -> int:
                     continue  # the headline measured it
                 result = trace(nodes, workers, scaling_blocks, args.chunk_size, inflight_per_worker * workers,
                                f"n{nodes}_w{workers}")
-                if scaling_blocks == args.blocks:
+                if scaling_blocks == args.blocks and plain is not None:
                     _check_rows(result, plain)
                 results.append(result)
-                _say(_line(result))
+                _say(_line(result) + f"  (per node: {result['node_cpu_pct']}%)")
         for size in args.rss_sizes:
             result = trace(1, 1, size, size, 1, f"rss{size}")
             result["mode"] = "rss"
