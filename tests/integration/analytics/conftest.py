@@ -40,6 +40,7 @@ from trace_core.query.service import app as service_app
 from trace_core.query.service import deps
 from trace_core.worker import operators
 
+from tests.fixtures import components
 from tests.fixtures.chain import chain_cache_dir
 
 CHAIN_SEED = 7
@@ -84,16 +85,8 @@ def analytics_chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[node.S
 def analytics_buckets(moto_url: str) -> Iterator[dict[str, str]]:
     s3 = boto3.client("s3", endpoint_url=moto_url, region_name="us-east-1",
                       aws_access_key_id="testing", aws_secret_access_key="testing")
-    suffix = uuid.uuid4().hex[:10]
-    names = {"datasets": f"an-datasets-{suffix}", "results": f"an-results-{suffix}"}
-    for bucket in names.values():
-        s3.create_bucket(Bucket=bucket)
-    yield names
-    for bucket in names.values():
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-            for item in page.get("Contents", []):
-                s3.delete_object(Bucket=bucket, Key=item["Key"])
-        s3.delete_bucket(Bucket=bucket)
+    with components.temporary_buckets(s3, "an") as names:
+        yield names
 
 
 def _run_tasks(conn: psycopg.Connection[Any], settings: settings_mod.Settings) -> int:

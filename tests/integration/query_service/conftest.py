@@ -27,6 +27,8 @@ from trace_core.dispatcher import models as task_models
 from trace_core.dispatcher import tasks
 from trace_core.query.service import engine
 
+from tests.fixtures import components
+
 CONFIG = "00c0ffee00c0ffee"
 NAMESPACE = "monad_local"
 
@@ -63,16 +65,8 @@ def s3(moto_url: str) -> Any:
 
 @pytest.fixture(scope="module")
 def buckets(s3: Any) -> Iterator[dict[str, str]]:
-    suffix = uuid.uuid4().hex[:10]
-    names = {"datasets": f"qs-datasets-{suffix}", "results": f"qs-results-{suffix}"}
-    for bucket in names.values():
-        s3.create_bucket(Bucket=bucket)
-    yield names
-    for bucket in names.values():
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-            for item in page.get("Contents", []):
-                s3.delete_object(Bucket=bucket, Key=item["Key"])
-        s3.delete_bucket(Bucket=bucket)
+    with components.temporary_buckets(s3, "qs") as names:
+        yield names
 
 
 @pytest.fixture(scope="module")
