@@ -20,7 +20,7 @@ Measured, in one invocation:
    fresh child process, with the same Cryo settings as the job (requests per second, concurrent
    requests, chunk size, eth_getLogs window, hex, lz4);
 2. ``trace``: a ``fixed_target`` chain_sync job over ``[0, blocks)``, ``max_inflight = 2 x workers``
-   per dataset, timed from ``jobs.apply`` to the job's ``completed`` status (every range of every
+   range tasks (each extracting every dataset of its range in one Cryo freeze), timed from ``jobs.apply`` to the job's ``completed`` status (every range of every
    dataset committed), for each worker count on one node, then for every (nodes, workers) pair of the
    scaling figure; the committed row counts must equal plain Cryo's;
 3. ``rss``: peak RSS (VmHWM) of one worker process syncing a single range of each ``--rss-sizes``.
@@ -61,7 +61,7 @@ COMMITTED_ROWS = """
 TASKS = "SELECT count(*) AS tasks, count(*) FILTER (WHERE attempt > 1) AS retried FROM state.tasks"
 # Where a range task's time goes: created -> claimed (outbox, queue, a free slot) -> completed.
 TASK_TIMES = """
-    SELECT t.payload->'datasets'->>0 AS dataset,
+    SELECT (SELECT string_agg(d, '+') FROM jsonb_array_elements_text(t.payload->'datasets') d) AS dataset,
            avg(extract(epoch FROM a.claimed_at - t.created_at)) AS wait_s,
            avg(extract(epoch FROM a.finished_at - a.claimed_at)) AS run_s
     FROM state.tasks t JOIN state.task_attempts a ON a.task_id = t.task_id AND a.attempt = t.attempt

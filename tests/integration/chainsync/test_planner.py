@@ -71,10 +71,10 @@ def run_range(conn, rng: dict[str, Any], chain: Chain) -> models.Task:
     """What a worker does: claim the range's task, 'extract' it, complete it with the planner hook."""
     lease = tasks.claim(conn, rng["task_id"], worker_id="test", lease_seconds=30)
     start, end = lease.task.payload["range_start"], lease.task.payload["range_end"]
-    dataset = lease.task.payload["datasets"][0]
     info = {dataset: {"dataset_version": f"v-{dataset}-{start}-{end}-{lease.task.payload['sync']['generation']}",
                       "first_parent_hash": chain.block_hash(start - 1) if start else None,
-                      "last_hash": chain.block_hash(end - 1)}}
+                      "last_hash": chain.block_hash(end - 1)}
+            for dataset in lease.task.payload["datasets"]}
     return tasks.complete(conn, lease.task.task_id, attempt=lease.attempt, lease_token=lease.lease_token,
                           result=models.Success(outputs={"versions": info}),
                           on_success=lambda c, task, outputs: planner.on_range_committed(c, task, outputs["versions"]))
@@ -98,12 +98,16 @@ def test_apply_plans_up_to_max_inflight_and_reapply_changes_nothing(conn):
     conn.commit()
     # THEN nothing new exists
     assert again.outcome == "unchanged" and again.job_id == result.job_id
-    assert conn.execute("SELECT count(*) AS n FROM state.tasks").fetchone()["n"] == tasks_before == 4
+    assert conn.execute("SELECT count(*) AS n FROM state.tasks").fetchone()["n"] == tasks_before == 2
     assert conn.execute("SELECT count(*) AS n FROM state.outbox").fetchone()["n"] == outbox_before
-    payload = ranges(conn, result.job_id)[0]
-    task = tasks.get(conn, payload["task_id"])
-    assert task.operator == "cryo_ingest" and task.payload["datasets"] == ["blocks"]
-    assert task.payload["dataset_keys"] == {"blocks": "plan_a/blocks"}
+    # one task per range, serving the ledger rows of both streams
+    first = ranges(conn, result.job_id)[0]
+    assert ranges(conn, result.job_id, "logs")[0]["task_id"] == first["task_id"]
+    task = tasks.get(conn, first["task_id"])
+    assert task.operator == "cryo_ingest" and task.payload["datasets"] == ["blocks", "logs"]
+    assert task.payload["dataset_keys"] == {"blocks": "plan_a/blocks", "logs": "plan_a/logs"}
+    # each dataset's config hash is the one it would have in a task of its own
+    assert task.payload["config_hashes"] == {d: planner.config_hash(spec, d, 0) for d in ("blocks", "logs")}
 
 
 def test_cursor_advances_only_over_contiguous_ranges_and_job_completes(conn):
@@ -234,3 +238,82 @@ def test_stale_attempt_cannot_commit_a_range(conn):
     conn.rollback()
     assert scheduled(conn, job_id)[0]["status"] == "scheduled"
     assert stream(conn, job_id)["cursor"] == 0
+
+
+def test_one_task_commits_every_dataset_of_its_range_and_each_cursor_advances(conn):
+    chain = Chain()
+    job_id = jobs.apply(conn, make_spec("plan-k", **{"[blocks, logs]": "[blocks, logs, traces]"})).job_id
+    assert conn.execute("SELECT count(*) AS n FROM state.tasks").fetchone()["n"] == 2
+    run_range(conn, scheduled(conn, job_id)[0], chain)
+    for dataset in ("blocks", "logs", "traces"):
+        committed = [r for r in ranges(conn, job_id, dataset) if r["status"] == "committed"]
+        assert [(r["range_start"], r["dataset_version"]) for r in committed] == [(0, f"v-{dataset}-0-30-0")]
+        assert stream(conn, job_id, dataset)["cursor"] == 30
+    # the top-up is again one task for the three streams
+    latest = [scheduled(conn, job_id, d)[-1] for d in ("blocks", "logs", "traces")]
+    assert {(r["range_start"], r["task_id"]) for r in latest} == {(60, latest[0]["task_id"])}
+    while rest := scheduled(conn, job_id):
+        run_range(conn, rest[0], chain)
+    assert conn.execute("SELECT count(*) AS n FROM state.tasks").fetchone()["n"] == 4  # [0,100) in 4 ranges
+    assert conn.execute("SELECT status FROM state.jobs WHERE job_id = %s", (job_id,)).fetchone()["status"] == "completed"
+
+
+def test_a_repair_of_one_dataset_re_extracts_that_dataset_alone(conn):
+    chain = Chain()
+    spec = make_spec("plan-l", **{"max_inflight: 2": "max_inflight: 1"})
+    job_id = jobs.apply(conn, spec).job_id
+    run_range(conn, scheduled(conn, job_id)[0], chain)  # [0, 30) of blocks and logs
+    # the logs range alone no longer matches the chain (say it was extracted from a node on another fork)
+    conn.execute("UPDATE state.sync_ranges SET last_hash = '0xdead' WHERE job_id = %s AND dataset = 'logs'", (job_id,))
+    conn.execute("UPDATE state.sync_streams SET cursor_hash = '0xdead' WHERE job_id = %s AND dataset = 'logs'",
+                 (job_id,))
+    conn.commit()
+    tasks_before = conn.execute("SELECT count(*) AS n FROM state.tasks").fetchone()["n"]
+    # WHEN repair runs THEN only the logs range is superseded, and its new task covers logs alone
+    assert planner.repair(conn, job_id, chain) == 1
+    conn.commit()
+    redo = [r for r in ranges(conn, job_id, "logs") if r["generation"] == 1]
+    assert [(r["range_start"], r["status"]) for r in redo] == [(0, "scheduled")]
+    task = tasks.get(conn, redo[0]["task_id"])
+    assert task.payload["datasets"] == ["logs"] and task.payload["range_start"] == 0
+    assert task.payload["config_hashes"] == {"logs": planner.config_hash(spec, "logs", 1)}
+    assert conn.execute("SELECT count(*) AS n FROM state.tasks").fetchone()["n"] == tasks_before + 1
+    assert [r["status"] for r in ranges(conn, job_id, "blocks") if r["range_start"] == 0] == ["committed"]
+    run_range(conn, redo[0], chain)
+    assert stream(conn, job_id, "logs")["cursor"] == 30
+
+
+def test_a_reorg_under_every_stream_is_re_extracted_in_one_task(conn):
+    chain = Chain()
+    job_id = jobs.apply(conn, make_spec("plan-n", **{"max_inflight: 2": "max_inflight: 1"})).job_id
+    run_range(conn, scheduled(conn, job_id)[0], chain)
+    chain.fork_from = 25
+    assert planner.repair(conn, job_id, chain) == 2  # one range per stream
+    conn.commit()
+    redo = [r for d in ("blocks", "logs") for r in ranges(conn, job_id, d) if r["generation"] == 1]
+    assert len(redo) == 2 and redo[0]["task_id"] == redo[1]["task_id"]
+    assert tasks.get(conn, redo[0]["task_id"]).payload["datasets"] == ["blocks", "logs"]
+
+
+def test_a_stream_behind_gets_its_own_tasks_within_the_job_budget(conn):
+    chain = Chain()
+    job_id = jobs.apply(conn, make_spec("plan-m", **{"[blocks, logs]": "[blocks]"})).job_id
+    run_range(conn, scheduled(conn, job_id)[0], chain)
+    # WHEN the job gains a dataset (a new stream starting at block 0)
+    spec = make_spec("plan-m", **{"[blocks, logs]": "[blocks, logs]"})
+    jobs.apply(conn, spec)
+    # THEN the job's budget (max_inflight 2 range tasks) is already used by blocks [30,60) and [60,90)
+    assert scheduled(conn, job_id, "logs") == []
+    # WHEN a slot frees THEN it goes to the lowest range: the lagging logs stream's, in a task of its own
+    run_range(conn, scheduled(conn, job_id)[0], chain)
+    logs = scheduled(conn, job_id, "logs")
+    assert [(r["range_start"], r["range_end"]) for r in logs] == [(0, 30)]
+    assert tasks.get(conn, logs[0]["task_id"]).payload["datasets"] == ["logs"]
+    assert len({r["task_id"] for d in ("blocks", "logs") for r in scheduled(conn, job_id, d)}) == 2
+    while rest := sorted(scheduled(conn, job_id) + scheduled(conn, job_id, "logs"), key=lambda r: r["range_start"]):
+        run_range(conn, rest[0], chain)
+    # logs caught up, and from there on both streams shared one task per range
+    last = [ranges(conn, job_id, d)[-1] for d in ("blocks", "logs")]
+    assert last[0]["range_start"] == 90 and last[0]["task_id"] == last[1]["task_id"]
+    for dataset in ("blocks", "logs"):
+        assert stream(conn, job_id, dataset)["cursor"] == 100

@@ -36,6 +36,18 @@ def test_the_planners_payload_shape_is_accepted():
     assert [parsed.rpc.url_for(n) for n in (1, 2, 3)] == ["http://a:1", "http://b:2", "http://a:1"]
 
 
+def test_a_task_of_several_datasets_keeps_each_datasets_config_hash():
+    # GIVEN the planner's payload for one range of two datasets, a config hash each
+    parsed = request.parse(payload(datasets=["blocks", "logs"],
+                                   config_hashes={"blocks": "00112233aabbccdd", "logs": "ffeeddccbbaa0099"}))
+    # THEN each dataset's version uses its own hash, as a task of that dataset alone would
+    assert parsed.config_hash_for("blocks") == "00112233aabbccdd"
+    assert parsed.config_hash_for("logs") == "ffeeddccbbaa0099"
+    # and a dataset without one falls back to config_hash, then to the extract options' hash
+    assert request.parse(payload(datasets=["blocks", "logs"], config_hashes={"logs": "ffeeddccbbaa0099"})
+                         ).config_hash_for("blocks") == request.ExtractOptions().config_hash()
+
+
 @pytest.mark.parametrize("overrides,field,fragment", [
     ({"range_end": 0}, "(payload)", "end-exclusive"),
     ({"range_end": 100, "range_start": 100}, "(payload)", "end-exclusive"),
@@ -51,6 +63,8 @@ def test_the_planners_payload_shape_is_accepted():
     ({"surprise": 1}, "surprise", "unknown field"),
     ({"dataset_keys": {"logs": "x/logs"}}, "(payload)", "not in datasets"),
     ({"dataset_keys": {"blocks": "x/logs"}}, "(payload)", "must end with /blocks"),
+    ({"config_hashes": {"logs": "00112233aabbccdd"}}, "(payload)", "not in datasets"),
+    ({"config_hashes": {"blocks": "NOT-HEX"}}, "config_hashes.blocks", "pattern"),
 ])
 def test_bad_payloads_are_refused_naming_the_field(overrides, field, fragment):
     with pytest.raises(errors.InvalidIngestRequestError) as caught:

@@ -5,7 +5,10 @@ transaction of every range task (so the next range is scheduled in the same
 commit that publishes a version), and on the dispatcher's scheduled tick
 (follow_head polling, reorg checks, rescheduling ranges whose task died).
 
-Per dataset stream it keeps a planning frontier (``next_block``) and a cursor.
+Per dataset stream it keeps a planning frontier (``next_block``), a cursor and a
+ledger row per range; one ``cryo_ingest`` task serves the ledger rows of every
+stream planned at the same range (one Cryo freeze for all of them), and
+``max_inflight`` caps the job's range tasks in flight.
 The cursor only advances over contiguous committed ranges whose hashes link:
 range N's last block hash equals range N+1's first block's parent hash. A
 break stops the stream (``broken_at``) until the ranges that no longer match
@@ -40,42 +43,58 @@ def config_hash(spec: spec_mod.ChainSyncSpec, dataset: str, generation: int) -> 
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _payload(spec: spec_mod.ChainSyncSpec, job_id: UUID, dataset: str, start: int, end: int, generation: int,
-             range_id: int) -> dict[str, Any]:
+def _payload(spec: spec_mod.ChainSyncSpec, job_id: UUID, datasets: list[str], start: int, end: int,
+             generation: int, range_ids: list[int]) -> dict[str, Any]:
     return {
         "chain_id": spec.chain_id,
-        "datasets": [dataset],
-        "dataset_keys": {dataset: spec.dataset_key(dataset)},
+        "datasets": datasets,
+        "dataset_keys": {d: spec.dataset_key(d) for d in datasets},
         "range_start": start,
         "range_end": end,
         "rpc": spec.rpc.model_dump(),
-        "config_hash": config_hash(spec, dataset, generation),
-        "sync": {"job_id": str(job_id), "range_id": range_id, "generation": generation},
+        # One hash per dataset, computed as for a task of that dataset alone: a version's identity
+        # never depends on which datasets shared its task.
+        "config_hashes": {d: config_hash(spec, d, generation) for d in datasets},
+        "sync": {"job_id": str(job_id), "range_ids": range_ids, "generation": generation},
     }
 
 
-def _schedule(conn: psycopg.Connection[Any], spec: spec_mod.ChainSyncSpec, job_id: UUID, stream: dict[str, Any],
-              start: int, end: int, generation: int = 0) -> None:
-    row = conn.execute(_Q["insert_range"], {
-        "job_id": job_id, "chain_id": spec.chain_id, "dataset_key": stream["dataset_key"],
-        "dataset": stream["dataset"], "range_start": start, "range_end": end, "generation": generation,
-    }).fetchone()
-    if row is None:  # already in the ledger: planning again changes nothing
-        return
-    _create_task(conn, spec, job_id, stream["dataset"], start, end, generation, row["range_id"], 0)
+def _ordered(spec: spec_mod.ChainSyncSpec, datasets: list[str]) -> list[str]:
+    return sorted(datasets, key=spec.datasets.index)
 
 
-def _create_task(conn: psycopg.Connection[Any], spec: spec_mod.ChainSyncSpec, job_id: UUID, dataset: str,
-                 start: int, end: int, generation: int, range_id: int, reschedules: int) -> None:
-    key = f"chain_sync:{spec.chain_id}:{spec.dataset_key(dataset)}:{start}:{end}:g{generation}:r{reschedules}"
+def _schedule(conn: psycopg.Connection[Any], spec: spec_mod.ChainSyncSpec, job_id: UUID, streams: list[dict[str, Any]],
+              start: int, end: int, generation: int = 0) -> bool:
+    """Put ``[start, end)`` of every stream in the ledger and give the new rows one task; False if none was new."""
+    new: list[tuple[str, int]] = []
+    for stream in streams:
+        row = conn.execute(_Q["insert_range"], {
+            "job_id": job_id, "chain_id": spec.chain_id, "dataset_key": stream["dataset_key"],
+            "dataset": stream["dataset"], "range_start": start, "range_end": end, "generation": generation,
+        }).fetchone()
+        if row is not None:  # a row already in the ledger: planning again changes nothing
+            new.append((stream["dataset"], row["range_id"]))
+    if not new:
+        return False
+    _create_task(conn, spec, job_id, dict(new), start, end, generation, 0)
+    return True
+
+
+def _create_task(conn: psycopg.Connection[Any], spec: spec_mod.ChainSyncSpec, job_id: UUID, ranges: dict[str, int],
+                 start: int, end: int, generation: int, reschedules: int) -> None:
+    """One ``cryo_ingest`` task for the ledger rows ``ranges`` (dataset -> range_id) of one range."""
+    datasets = _ordered(spec, list(ranges))
+    keys = "+".join(spec.dataset_key(d) for d in datasets)
     task = tasks.create(conn, task_models.CreateTask(
         operator=OPERATOR,
-        payload=_payload(spec, job_id, dataset, start, end, generation, range_id),
-        idempotency_key=key,
+        payload=_payload(spec, job_id, datasets, start, end, generation, [ranges[d] for d in datasets]),
+        idempotency_key=f"chain_sync:{spec.chain_id}:{keys}:{start}:{end}:g{generation}:r{reschedules}",
         job_id=job_id,
         max_attempts=spec.max_attempts,
     ))
-    conn.execute(_Q["attach_task"], {"task_id": task.task_id, "reschedules": reschedules, "range_id": range_id})
+    for dataset in datasets:
+        conn.execute(_Q["attach_task"], {"task_id": task.task_id, "reschedules": reschedules,
+                                         "range_id": ranges[dataset]})
 
 
 def _next_end(spec: spec_mod.ChainSyncSpec, start: int, target: int) -> int | None:
@@ -96,46 +115,68 @@ class TickResult:
     completed: bool
 
 
-def tick(conn: psycopg.Connection[Any], job_id: UUID, *, safe_head: int | None = None) -> TickResult:
-    """Top up in-flight ranges to max_inflight for every stream of an active job.
+def _target(spec: spec_mod.ChainSyncSpec, stream: dict[str, Any], safe_head: int | None) -> int | None:
+    if isinstance(spec.mode, spec_mod.FixedTarget):
+        return spec.mode.to_block
+    if safe_head is not None:
+        return max(stream["target"] or 0, safe_head + 1)
+    return stream["target"]  # type: ignore[no-any-return]
 
-    ``safe_head`` (inclusive) comes from the chain for follow_head jobs; without it
-    the last known target is used. Idempotent: re-running schedules nothing new.
+
+def _reschedule_dead(conn: psycopg.Connection[Any], spec: spec_mod.ChainSyncSpec, job_id: UUID) -> int:
+    """Give every range whose task the dispatcher gave up on (dead, failed) a fresh task, so no gap stays.
+
+    The ranges of one dead task get one new task together, as they were planned.
+    """
+    by_task: dict[UUID, list[dict[str, Any]]] = {}
+    for rng in conn.execute(_Q["given_up_ranges"], {"job_id": job_id}).fetchall():
+        by_task.setdefault(rng["task_id"], []).append(rng)
+    for rows in by_task.values():
+        first = rows[0]
+        _create_task(conn, spec, job_id, {r["dataset"]: r["range_id"] for r in rows}, first["range_start"],
+                     first["range_end"], first["generation"], max(r["reschedules"] for r in rows) + 1)
+    return len(by_task)
+
+
+def tick(conn: psycopg.Connection[Any], job_id: UUID, *, safe_head: int | None = None) -> TickResult:
+    """Top up the job's in-flight range tasks to max_inflight.
+
+    One task per range for every stream whose planning frontier is at that range, so
+    aligned streams share one Cryo freeze; a stream that is behind (a repair, a late
+    dataset) gets tasks of its own first, lowest range first, until it catches up.
+    ``safe_head`` (inclusive) comes from the chain for follow_head jobs; without it the
+    last known target is used. Idempotent: re-running schedules nothing new.
     """
     with conn.transaction():
         job = conn.execute(_Q["lock_job"], {"job_id": job_id}).fetchone()
         if job is None or job["status"] != "active":
             return TickResult(0, 0, False)
         spec = spec_mod.ChainSyncSpec.model_validate(job["spec"])
-        scheduled = rescheduled = 0
+        streams = [dict(s, target=_target(spec, s, safe_head))
+                   for s in conn.execute(_Q["streams"], {"job_id": job_id}).fetchall()
+                   if s["dataset"] in spec.datasets]
+        rescheduled = _reschedule_dead(conn, spec, job_id)
+        inflight = conn.execute(_Q["inflight_tasks"], {"job_id": job_id}).fetchone()["tasks"]
+        scheduled = 0
+        while inflight < spec.max_inflight:
+            candidates = []
+            for s in streams:
+                if s["broken_at"] is None and s["target"] is not None and s["next_block"] < s["target"]:
+                    end = _next_end(spec, s["next_block"], s["target"])
+                    if end is not None:
+                        candidates.append(((s["next_block"], end), s))
+            if not candidates:
+                break
+            start, end = min(span for span, _ in candidates)
+            group = [s for span, s in candidates if span == (start, end)]
+            if _schedule(conn, spec, job_id, group, start, end):
+                inflight, scheduled = inflight + 1, scheduled + 1
+            for s in group:
+                s["next_block"] = end
         done = True
-        for stream in conn.execute(_Q["streams"], {"job_id": job_id}).fetchall():
-            if stream["dataset"] not in spec.datasets:
-                continue
-            target = stream["target"]
-            if isinstance(spec.mode, spec_mod.FixedTarget):
-                target = spec.mode.to_block
-            elif safe_head is not None:
-                target = max(target or 0, safe_head + 1)
-            inflight = conn.execute(_Q["inflight_ranges"], {"job_id": job_id, "dataset": stream["dataset"]}).fetchall()
-            for rng in inflight:
-                if rng["task_status"] in ("dead", "failed"):
-                    # The dispatcher gave up on this range (e.g. the RPC was down for long):
-                    # give it a fresh task so the stream never keeps a gap.
-                    _create_task(conn, spec, job_id, stream["dataset"], rng["range_start"], rng["range_end"],
-                                 rng["generation"], rng["range_id"], rng["reschedules"] + 1)
-                    rescheduled += 1
-            next_block = stream["next_block"]
-            count = len(inflight)
-            if stream["broken_at"] is None:
-                while target is not None and count < spec.max_inflight and next_block < target:
-                    end = _next_end(spec, next_block, target)
-                    if end is None:
-                        break
-                    _schedule(conn, spec, job_id, stream, next_block, end)
-                    next_block, count, scheduled = end, count + 1, scheduled + 1
-            conn.execute(_Q["update_stream"], {**stream, "next_block": next_block, "target": target})
-            if not (isinstance(spec.mode, spec_mod.FixedTarget) and stream["cursor"] >= spec.mode.to_block):
+        for s in streams:
+            conn.execute(_Q["update_stream"], s)
+            if not (isinstance(spec.mode, spec_mod.FixedTarget) and s["cursor"] >= spec.mode.to_block):
                 done = False
         if done and isinstance(spec.mode, spec_mod.FixedTarget):
             conn.execute(_Q["set_job_status"], {"job_id": job_id, "status": "completed"})
@@ -143,23 +184,26 @@ def tick(conn: psycopg.Connection[Any], job_id: UUID, *, safe_head: int | None =
 
 
 def on_range_committed(conn: psycopg.Connection[Any], task: task_models.Task, versions: dict[str, Any]) -> None:
-    """Record a committed range, advance the cursor over linked ranges, and top up.
+    """Record a task's committed ranges (one per dataset), advance the cursors over linked ranges, top up.
 
     Runs inside the dispatcher's completion transaction, after the attempt's fence
     passed and its dataset versions committed. ``versions`` maps dataset ->
     {dataset_version, first_parent_hash, last_hash}.
     """
-    rng = conn.execute(_Q["range_for_task"], {"task_id": task.task_id}).fetchone()
-    if rng is None or rng["status"] != "scheduled":
+    rows = [r for r in conn.execute(_Q["ranges_for_task"], {"task_id": task.task_id}).fetchall()
+            if r["status"] == "scheduled"]
+    if not rows:
         return
-    info = versions[rng["dataset"]]
-    conn.execute(_Q["commit_range"], {
-        "range_id": rng["range_id"], "dataset_version": info["dataset_version"],
-        "first_parent_hash": info.get("first_parent_hash"), "last_hash": info.get("last_hash"),
-    })
-    conn.execute(_Q["lock_job"], {"job_id": rng["job_id"]}).fetchone()
-    advance(conn, rng["job_id"])
-    tick(conn, rng["job_id"])
+    for rng in rows:
+        info = versions[rng["dataset"]]
+        conn.execute(_Q["commit_range"], {
+            "range_id": rng["range_id"], "dataset_version": info["dataset_version"],
+            "first_parent_hash": info.get("first_parent_hash"), "last_hash": info.get("last_hash"),
+        })
+    job_id = rows[0]["job_id"]
+    conn.execute(_Q["lock_job"], {"job_id": job_id}).fetchone()
+    advance(conn, job_id)
+    tick(conn, job_id)
 
 
 def advance(conn: psycopg.Connection[Any], job_id: UUID) -> None:
@@ -193,6 +237,7 @@ def repair(conn: psycopg.Connection[Any], job_id: UUID, chain: chain_reader.Chai
     after the last range committed). Returns the number of ranges superseded.
     """
     superseded = 0
+    redo: dict[tuple[int, int, int], list[dict[str, Any]]] = {}
     with conn.transaction():
         job = conn.execute(_Q["lock_job"], {"job_id": job_id}).fetchone()
         if job is None:
@@ -215,7 +260,7 @@ def repair(conn: psycopg.Connection[Any], job_id: UUID, chain: chain_reader.Chai
                 gone = conn.execute(_Q["supersede_range"], {"range_id": rng["range_id"]}).fetchone()
                 if gone and gone["dataset_version"]:
                     conn.execute(_Q["supersede_version"], {"dataset_version": gone["dataset_version"]})
-                _schedule(conn, spec, job_id, stream, rng["range_start"], rng["range_end"], rng["generation"] + 1)
+                redo.setdefault((rng["range_start"], rng["range_end"], rng["generation"] + 1), []).append(stream)
                 superseded += 1
             earliest = min(r["range_start"] for r in stale)
             before = conn.execute(_Q["committed_below"], {"job_id": job_id, "dataset": stream["dataset"],
@@ -227,6 +272,9 @@ def repair(conn: psycopg.Connection[Any], job_id: UUID, chain: chain_reader.Chai
             })
             if job["status"] == "completed":
                 conn.execute(_Q["set_job_status"], {"job_id": job_id, "status": "active"})
+        # The streams that lost the same range re-extract it in one task; a single stream, alone.
+        for (start, end, generation), streams in sorted(redo.items()):
+            _schedule(conn, spec, job_id, streams, start, end, generation)
     return superseded
 
 

@@ -38,12 +38,16 @@ SET next_block = %(next_block)s, cursor = %(cursor)s, cursor_hash = %(cursor_has
     broken_at = %(broken_at)s, last_error = %(last_error)s, updated_at = now()
 WHERE job_id = %(job_id)s AND dataset = %(dataset)s;
 
--- name: inflight_ranges
-SELECT r.range_id, r.range_start, r.range_end, r.generation, r.reschedules, r.task_id, t.status AS task_status,
-       t.last_error
-FROM state.sync_ranges r LEFT JOIN state.tasks t ON t.task_id = r.task_id
-WHERE r.job_id = %(job_id)s AND r.dataset = %(dataset)s AND r.status = 'scheduled'
-ORDER BY r.range_start;
+-- name: given_up_ranges
+-- Scheduled ranges whose task the dispatcher gave up on: they need a fresh task.
+SELECT r.range_id, r.dataset, r.range_start, r.range_end, r.generation, r.reschedules, r.task_id
+FROM state.sync_ranges r JOIN state.tasks t ON t.task_id = r.task_id
+WHERE r.job_id = %(job_id)s AND r.status = 'scheduled' AND t.status IN ('dead', 'failed')
+ORDER BY r.range_start, r.dataset;
+
+-- name: inflight_tasks
+SELECT count(DISTINCT task_id) AS tasks FROM state.sync_ranges
+WHERE job_id = %(job_id)s AND status = 'scheduled';
 
 -- name: insert_range
 INSERT INTO state.sync_ranges (job_id, chain_id, dataset_key, dataset, range_start, range_end, generation)
@@ -55,9 +59,9 @@ RETURNING range_id;
 UPDATE state.sync_ranges SET task_id = %(task_id)s, reschedules = %(reschedules)s, updated_at = now()
 WHERE range_id = %(range_id)s;
 
--- name: range_for_task
+-- name: ranges_for_task
 SELECT range_id, job_id, dataset, range_start, range_end, generation, status
-FROM state.sync_ranges WHERE task_id = %(task_id)s FOR UPDATE;
+FROM state.sync_ranges WHERE task_id = %(task_id)s ORDER BY range_id FOR UPDATE;
 
 -- name: commit_range
 UPDATE state.sync_ranges

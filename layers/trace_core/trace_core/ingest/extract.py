@@ -201,7 +201,7 @@ def extract(
         models.StagedVersion(
             task_id=task_id, attempt=attempt, chain_id=request.chain_id, dataset_key=request.key_for(d),
             cryo_dataset=d, range_start=request.range_start, range_end=request.range_end,
-            config_hash=request.effective_config_hash, extract=request.extract.model_dump(),
+            config_hash=request.config_hash_for(d), extract=request.extract.model_dump(),
             cryo_version=derived.provenance(d, cryo.version), first_parent_hash=_hex(first["parentHash"]),
             last_block_hash=_hex(last["hash"]), files=tuple(files[d]),
         )

@@ -11,11 +11,14 @@ Payload (what the chain-sync planner sends; ``range_end`` is exclusive)::
              "max_blocks_per_logs_request": 10, "trace_api": false},
      "extract": {"chunk_blocks": 1000, "hex": true, "compression": "lz4"},   # optional
      "config_hash": "…",                                          # optional
+     "config_hashes": {"blocks": "…", ...},                       # optional, per dataset
      "sync": {...}}                                               # optional, echoed in outputs
 
 ``config_hash`` is the caller's statement of "everything besides chain, dataset and
 range that decides the bytes"; the planner adds its own inputs (e.g. a reorg
-generation). Without one, the operator derives it from ``extract``.
+generation) and sends one per dataset in ``config_hashes``, so a version's identity
+does not depend on which datasets share a task. A dataset without an entry uses
+``config_hash``, and without that the hash derived from ``extract``.
 """
 
 from __future__ import annotations
@@ -88,6 +91,7 @@ class IngestRequest(_Frozen):
     rpc: RpcPool
     extract: ExtractOptions = ExtractOptions()
     config_hash: Annotated[str, Field(pattern=r"^[0-9a-f]{8,64}$")] | None = None
+    config_hashes: dict[str, Annotated[str, Field(pattern=r"^[0-9a-f]{8,64}$")]] = Field(default_factory=dict)
     sync: dict[str, Any] | None = None
 
     @field_validator("datasets")
@@ -111,6 +115,9 @@ class IngestRequest(_Frozen):
                 raise ValueError(f"dataset_keys names {dataset!r}, which is not in datasets")
             if naming.split_dataset_key(key)[1] != dataset:
                 raise ValueError(f"dataset_keys[{dataset}] = {key!r} must end with /{dataset}")
+        for dataset in self.config_hashes:
+            if dataset not in self.datasets:
+                raise ValueError(f"config_hashes names {dataset!r}, which is not in datasets")
         return self
 
     def key_for(self, dataset: str) -> str:
@@ -121,6 +128,10 @@ class IngestRequest(_Frozen):
     @property
     def effective_config_hash(self) -> str:
         return self.config_hash or self.extract.config_hash()
+
+    def config_hash_for(self, dataset: str) -> str:
+        """The config hash of ``dataset``'s version (see the module docstring)."""
+        return self.config_hashes.get(dataset) or self.effective_config_hash
 
     @property
     def network_name(self) -> str:
