@@ -82,7 +82,8 @@ def test_count_over_a_multi_range_dataset_is_exact_and_audited(client, qs_settin
     assert row["sql_text"].startswith("select count(*)") and len(row["sql_hash"]) == 64
     assert row["rows"] == 1 and row["bytes"] > 0 and row["duration_ms"] > 0
     assert row["detail"]["relations"] == ["blocks"]
-    assert set(row["detail"]["ms"]) == {"token", "gate", "attach", "execute", "shape"}
+    assert set(row["detail"]["ms"]) == {"token", "gate", "attach", "execute", "worker", "shape"}
+    assert 0 < row["detail"]["ms"]["worker"] <= row["detail"]["ms"]["execute"]
 
 
 def test_values_are_exact_in_json_and_arrow(client, qs_settings, blocks):

@@ -142,6 +142,8 @@ class QueryService:
                                max_result_bytes=byte_cap),
         )
         lap("execute")
+        if result.worker_ms is not None:
+            record.detail["ms"]["worker"] = result.worker_ms
         table = result.table
         record.rows, record.bytes = table.num_rows, table.nbytes
         # Cut short before max_rows rows means the byte cap did it.

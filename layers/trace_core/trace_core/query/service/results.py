@@ -11,6 +11,7 @@ import uuid
 from typing import Any, Protocol
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from trace_core.query.service import errors
@@ -47,8 +48,30 @@ def json_value(value: Any) -> Any:
 
 
 def json_rows(table: pa.Table) -> list[list[Any]]:
-    columns = [[json_value(v) for v in column.to_pylist()] for column in table.columns]
+    columns = [_json_column(column) for column in table.columns]
     return [list(row) for row in zip(*columns)] if columns else []
+
+
+def _json_column(column: pa.ChunkedArray) -> list[Any]:
+    """A column's values by :func:`json_value`'s rules, choosing the conversion once per column by type."""
+    kind = column.type
+    if pa.types.is_boolean(kind) or pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return column.to_pylist()
+    if pa.types.is_integer(kind) and _within_safe_integers(column):
+        return column.to_pylist()
+    if pa.types.is_decimal(kind) and kind.scale == 0 and _within_safe_integers(column):
+        return column.cast(pa.int64()).to_pylist()  # exact: integral and within 2**53
+    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind):
+        return [None if v is None else "0x" + v.hex() for v in column.to_pylist()]
+    return [json_value(v) for v in column.to_pylist()]
+
+
+def _within_safe_integers(column: pa.ChunkedArray) -> bool:
+    if (pa.types.is_integer(column.type) and column.type.bit_width <= 32) or column.null_count == len(column):
+        return True
+    bounds = pc.min_max(column)
+    low, high = bounds["min"].as_py(), bounds["max"].as_py()
+    return -MAX_SAFE_INTEGER <= low and high <= MAX_SAFE_INTEGER
 
 
 def columns(table: pa.Table) -> list[dict[str, str]]:

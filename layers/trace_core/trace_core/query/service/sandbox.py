@@ -46,6 +46,8 @@ class ExecLimits:
 class ResultSet:
     table: pa.Table
     truncated: bool
+    # Wall-clock inside the sandbox's worker (attach, run, fetch); the rest of ``execute`` is the hand-over.
+    worker_ms: float | None = None
 
 
 class Sandbox(Protocol):
