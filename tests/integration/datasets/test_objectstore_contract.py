@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,18 @@ def test_put_get_head_round_trip(store, tmp_path: Path):
     assert head is not None and head.size == 7 and head.last_modified.tzinfo is not None
 
 
+def test_put_file_with_its_sha256(store, tmp_path: Path):
+    # GIVEN a file and its digest (what staging passes) WHEN uploaded THEN stored as is
+    path = tmp_path / "f.parquet"
+    path.write_bytes(b"PAR1" * 2500)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert store.put_file("s/f.parquet", path, sha256=digest).size == 10_000
+    assert store.get("s/f.parquet") == path.read_bytes()
+    # AND a copy told the source's size is the same full copy
+    store.copy("s/f.parquet", "v/f.parquet", size=10_000)
+    assert store.get("v/f.parquet") == path.read_bytes()
+
+
 def test_missing_objects(store):
     assert store.head("nope") is None
     with pytest.raises(errors.ObjectNotFoundError) as caught:
@@ -35,6 +48,8 @@ def test_missing_objects(store):
     assert caught.value.details["key"] == "nope"
     with pytest.raises(errors.ObjectNotFoundError):
         store.copy("nope", "elsewhere")
+    with pytest.raises(errors.ObjectNotFoundError):
+        store.copy("nope", "elsewhere", size=10)
 
 
 def test_list_is_by_prefix_in_key_order(store):

@@ -48,7 +48,7 @@ def stage_file(
     info = parquetinfo.inspect(path)
     file_name = name or path.name
     key = naming.staging_key(task_id, attempt, cryo_dataset, file_name)
-    uploaded = store.put_file(key, path)
+    uploaded = store.put_file(key, path, sha256=info.sha256)
     if uploaded.size != info.size:
         raise errors.ObjectStoreError(
             f"staged {key} has {uploaded.size} bytes, the local file {info.size}", key=key, operation="put_file"
@@ -105,14 +105,9 @@ def commit(
                 given_sha256=manifest.sha256,
             )
         for item in staged.files:
-            destination = version.storage_prefix + item.name
-            store.copy(item.staging_key, destination)
-            copied = store.head(destination)
-            if copied is None or copied.size != item.size:
-                raise errors.ManifestMismatchError(
-                    f"{destination} has {copied.size if copied else 'no'} bytes after copy, expected {item.size}",
-                    key=destination, reason="size",
-                )
+            # Server-side and atomic: the destination is the staged object, whose length (and, on S3,
+            # sha256) the store checked at upload; no HEAD per file inside the completion transaction.
+            store.copy(item.staging_key, version.storage_prefix + item.name, size=item.size)
         # Written last: a manifest at the prefix implies all its files were copied first.
         store.put_bytes(version.manifest_key, manifest.to_bytes(), content_type="application/json")
         return registry.mark_committed(conn, version, manifest, task_id=staged.task_id, attempt=staged.attempt)

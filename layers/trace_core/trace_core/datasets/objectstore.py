@@ -6,9 +6,11 @@ runs against both, so the fake cannot drift from S3's behaviour.
 
 from __future__ import annotations
 
+import base64
 import builtins
 import dataclasses
 import datetime as dt
+import hashlib
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +20,8 @@ from trace_core.datasets import errors
 
 # Above this a single CopyObject is refused by S3; boto3's managed copy then uses multipart.
 _SINGLE_COPY_LIMIT = 5 * 1024**3
+# Below this a file goes up in one PutObject; above it, boto3's managed (multipart) upload.
+_SINGLE_PUT_LIMIT = 64 * 1024**2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,8 +34,12 @@ class ObjectInfo:
 class ObjectStore(Protocol):
     """Keys of one bucket. Every method raises ObjectStoreError (or ObjectNotFoundError) on failure."""
 
-    def put_file(self, key: str, path: Path) -> ObjectInfo:
-        """Upload a local file (streamed from disk, multipart when large)."""
+    def put_file(self, key: str, path: Path, *, sha256: str | None = None) -> ObjectInfo:
+        """Upload a local file (streamed from disk, multipart when large).
+
+        ``sha256`` (hex), when the caller has it: the store refuses bytes that do not match it
+        (S3 checks it server-side on single-request uploads; moto does not check it).
+        """
 
     def put_bytes(self, key: str, data: bytes, *, content_type: str = "application/octet-stream") -> ObjectInfo:
         """Store a small object from memory."""
@@ -48,8 +56,11 @@ class ObjectStore(Protocol):
     def list_prefixes(self, prefix: str) -> builtins.list[str]:
         """The "folders" directly under ``prefix`` (which ends with ``/``), each ending with ``/``."""
 
-    def copy(self, source_key: str, dest_key: str) -> None:
-        """Server-side copy inside the bucket (the bytes never pass through this process)."""
+    def copy(self, source_key: str, dest_key: str, *, size: int | None = None) -> None:
+        """Server-side copy inside the bucket (the bytes never pass through this process).
+
+        ``size``: the source's size when the caller knows it (saves a HEAD request).
+        """
 
     def delete_prefix(self, prefix: str) -> int:
         """Delete every object under ``prefix``; returns how many."""
@@ -78,7 +89,18 @@ class S3ObjectStore:
             f"{operation} s3://{self.bucket}/{key} failed: {exc}", key=key, operation=operation
         )
 
-    def put_file(self, key: str, path: Path) -> ObjectInfo:
+    def put_file(self, key: str, path: Path, *, sha256: str | None = None) -> ObjectInfo:
+        size = Path(path).stat().st_size
+        if size < _SINGLE_PUT_LIMIT:
+            # One request, and no transfer manager (threads, futures) per file; S3 verifies the length,
+            # and the sha256 when given, so a HEAD afterwards would tell nothing new.
+            extra = {"ChecksumSHA256": base64.b64encode(bytes.fromhex(sha256)).decode()} if sha256 else {}
+            try:
+                with open(path, "rb") as body:
+                    self._s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentLength=size, **extra)
+            except Exception as exc:
+                raise self._fail(exc, key, "put_file") from exc
+            return ObjectInfo(key=key, size=size, last_modified=dt.datetime.now(dt.UTC))
         try:
             self._s3.upload_file(str(path), self.bucket, key)
         except Exception as exc:  # boto3 raises S3UploadFailedError, ClientError, EndpointConnectionError...
@@ -130,15 +152,17 @@ class S3ObjectStore:
             raise self._fail(exc, prefix, "list_prefixes") from exc
         return sorted(found)
 
-    def copy(self, source_key: str, dest_key: str) -> None:
+    def copy(self, source_key: str, dest_key: str, *, size: int | None = None) -> None:
         source = {"Bucket": self.bucket, "Key": source_key}
         try:
-            info = self.head(source_key)
-            if info is None:
-                raise errors.ObjectNotFoundError(
-                    f"no object s3://{self.bucket}/{source_key}", key=source_key, operation="copy"
-                )
-            if info.size < _SINGLE_COPY_LIMIT:
+            if size is None:
+                info = self.head(source_key)
+                if info is None:
+                    raise errors.ObjectNotFoundError(
+                        f"no object s3://{self.bucket}/{source_key}", key=source_key, operation="copy"
+                    )
+                size = info.size
+            if size < _SINGLE_COPY_LIMIT:  # a missing source fails with NoSuchKey
                 self._s3.copy_object(Bucket=self.bucket, Key=dest_key, CopySource=source)
             else:
                 self._s3.copy(source, self.bucket, dest_key)
@@ -183,11 +207,13 @@ class MemoryObjectStore:
             self._objects[key] = (data, now)
         return ObjectInfo(key=key, size=len(data), last_modified=now)
 
-    def put_file(self, key: str, path: Path) -> ObjectInfo:
+    def put_file(self, key: str, path: Path, *, sha256: str | None = None) -> ObjectInfo:
         try:
             data = Path(path).read_bytes()
         except OSError as exc:
             raise errors.ObjectStoreError(f"cannot read {path}: {exc}", key=key, operation="put_file") from exc
+        if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+            raise errors.ObjectStoreError(f"{path} does not match sha256 {sha256}", key=key, operation="put_file")
         return self._store(key, data)
 
     def put_bytes(self, key: str, data: bytes, *, content_type: str = "application/octet-stream") -> ObjectInfo:
@@ -217,7 +243,7 @@ class MemoryObjectStore:
             keys = [k for k in self._objects if k.startswith(prefix)]
         return sorted({prefix + k[len(prefix) :].split("/", 1)[0] + "/" for k in keys if "/" in k[len(prefix) :]})
 
-    def copy(self, source_key: str, dest_key: str) -> None:
+    def copy(self, source_key: str, dest_key: str, *, size: int | None = None) -> None:
         self._store(dest_key, self.get(source_key))
 
     def delete_prefix(self, prefix: str) -> int:
