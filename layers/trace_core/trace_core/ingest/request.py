@@ -141,8 +141,8 @@ class IngestRequest(_Frozen):
     @property
     def pool_slot(self) -> int:
         """Where this task starts in the RPC pool: the range's index (ranges are cut at multiples of their
-        length) plus the dataset's position, so neighbouring ranges, and the datasets of one range, start
-        on different URLs."""
+        length) plus its first dataset's position, so neighbouring ranges, and tasks of one range for
+        different datasets, start on different URLs."""
         index = self.range_start // (self.range_end - self.range_start)
         return index + list(DATASETS).index(self.datasets[0])
 
