@@ -46,8 +46,11 @@ WITH leased AS (
 SELECT leased.*, started.lease_token FROM leased JOIN started USING (task_id);
 
 -- name: claim_next
+-- The oldest due tasks in index order (tasks_runnable: no sort of the backlog),
+-- skipping rows others hold. The lease token is drawn here so the attempt insert
+-- needs no join back to the updated rows.
 WITH due AS (
-    SELECT task_id
+    SELECT task_id, gen_random_uuid() AS lease_token
       FROM state.tasks
      WHERE status = 'queued' AND not_before <= now()
        AND (%(operators)s::text[] IS NULL OR operator = ANY(%(operators)s::text[]))
@@ -63,15 +66,12 @@ WITH due AS (
            updated_at = now()
       FROM due
      WHERE t.task_id = due.task_id
-    RETURNING t.*
+    RETURNING t.*, due.lease_token
 ), started AS (
-    INSERT INTO state.task_attempts (task_id, attempt, worker_id, lease_expires_at)
-    SELECT task_id, attempt, %(worker_id)s, lease_expires_at FROM leased
-    RETURNING task_id, lease_token
+    INSERT INTO state.task_attempts (task_id, attempt, worker_id, lease_expires_at, lease_token)
+    SELECT task_id, attempt, %(worker_id)s, lease_expires_at, lease_token FROM leased
 )
-SELECT leased.*, started.lease_token
-  FROM leased JOIN started USING (task_id)
- ORDER BY leased.not_before, leased.task_id;
+SELECT * FROM leased ORDER BY not_before, task_id;
 
 -- name: heartbeat
 -- Fenced in the WHERE clause: the live attempt, its own token, an unexpired lease.

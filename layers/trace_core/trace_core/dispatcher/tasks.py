@@ -145,6 +145,12 @@ def claim_next(
         "limit": rows.check_int("limit", limit, 1, MAX_BATCH),
     }
     with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+        # Read the backlog in index order and stop at ``limit``. Without statistics (a new
+        # database, or before autovacuum's first analyze) the planner expects ~1 row and picks a
+        # bitmap scan, which reads and sorts the whole backlog on every claim (docs/decisions/0304).
+        # SET LOCAL: it holds for the rest of this transaction, which is the claim's own for the
+        # worker and the API.
+        cur.execute("SET LOCAL enable_bitmapscan = off")
         return [_lease(row) for row in cur.execute(queries.get("claim_next"), params).fetchall()]
 
 
