@@ -94,6 +94,43 @@ WITH beat AS (
 )
 SELECT beat.*, extended.lease_token FROM beat JOIN extended USING (task_id);
 
+-- name: complete_succeeded
+-- The happy path of successful completions in one statement, fenced in the
+-- WHERE clause exactly as lifecycle.fence is (the live attempt, its own token,
+-- not ended, lease unexpired). Rows are locked in id order first, as the
+-- snapshots query does, so batches and heartbeats cannot deadlock. An item it
+-- leaves out (refused, or a repeat) is decided by the core in Python.
+WITH x AS (
+    SELECT *
+      FROM jsonb_to_recordset(%(items)s::jsonb) AS x(task_id uuid, attempt int, lease_token uuid, outputs jsonb)
+), locked AS MATERIALIZED (
+    SELECT t.task_id
+      FROM state.tasks t
+     WHERE t.task_id IN (SELECT task_id FROM x)
+     ORDER BY t.task_id
+       FOR UPDATE OF t
+), moved AS (
+    UPDATE state.tasks t
+       SET status = 'completed',
+           lease_expires_at = NULL,
+           outputs = coalesce(x.outputs, '{}'::jsonb),
+           last_error = NULL,
+           finished_at = now(),
+           updated_at = now()
+      FROM locked, x, state.task_attempts a
+     WHERE t.task_id = locked.task_id AND x.task_id = t.task_id
+       AND t.status = 'running' AND t.attempt = x.attempt AND t.lease_expires_at > now()
+       AND a.task_id = t.task_id AND a.attempt = t.attempt
+       AND a.lease_token = x.lease_token AND a.finished_at IS NULL
+    RETURNING t.*
+), ended AS (
+    UPDATE state.task_attempts a
+       SET finished_at = now(), outcome = 'succeeded', error = NULL
+      FROM moved
+     WHERE a.task_id = moved.task_id AND a.attempt = moved.attempt AND a.finished_at IS NULL
+)
+SELECT * FROM moved;
+
 -- name: snapshots
 -- Lock tasks (in id order, so batches cannot deadlock) and read their current attempt.
 SELECT t.*, a.lease_token AS live_token, a.outcome AS attempt_outcome, a.error AS attempt_error,

@@ -212,27 +212,49 @@ def complete_many(
     rows.check_int("completions", len(completions), 1, MAX_BATCH)
     ids = [c.task_id for c in completions]
     rows.require(len(set(ids)) == len(ids), "completions", "one completion per task", ids)
-    outcomes: list[models.Task | errors.DispatcherError | lifecycle.Transition] = []
     with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
-        snaps = rows.lock(cur, ids)
+        # Successes of live attempts (nearly every completion) are fenced and written in one
+        # statement; the rest (failures, refusals, repeats) are decided by lifecycle below.
+        applied = _complete_succeeded(cur, [c for c in completions if isinstance(c.result, models.Success)])
+        rest = [c.task_id for c in completions if c.task_id not in applied]
+        snaps = rows.lock(cur, rest) if rest else {}
+        outcomes: dict[UUID, models.Task | errors.DispatcherError | lifecycle.Transition] = {}
         for c in completions:
+            if c.task_id in applied:
+                continue
             snap = snaps.get(c.task_id)
             try:
                 if snap is None:
                     raise errors.TaskNotFoundError(c.task_id)
                 decided = lifecycle.complete(snap, c.attempt, c.lease_token, c.result, jitter())
             except errors.DispatcherError as exc:
-                outcomes.append(exc)
+                outcomes[c.task_id] = exc
                 continue
-            outcomes.append(snap.task if decided is None else decided)
-        moved = rows.apply(cur, [o for o in outcomes if isinstance(o, lifecycle.Transition)])
-        final = [moved[o.task_id] if isinstance(o, lifecycle.Transition) else o for o in outcomes]
+            outcomes[c.task_id] = snap.task if decided is None else decided
+        moved = rows.apply(cur, [o for o in outcomes.values() if isinstance(o, lifecycle.Transition)])
+        applied.update(moved)  # not a repeat, not refused
+        final: list[models.Task | errors.DispatcherError] = [
+            applied[c.task_id] if c.task_id in applied else outcomes[c.task_id]  # type: ignore[misc]
+            for c in completions
+        ]
         if on_success is not None:
-            for before, after in zip(outcomes, final):
-                applied = isinstance(before, lifecycle.Transition)  # not a repeat, not refused
-                if applied and isinstance(after, models.Task) and after.status == "completed":
+            for c, after in zip(completions, final):
+                if c.task_id in applied and isinstance(after, models.Task) and after.status == "completed":
                     on_success(conn, after, after.outputs or {})
         return final
+
+
+def _complete_succeeded(cur: psycopg.Cursor[rows.Row], completions: Sequence[models.Completion]) -> dict[UUID, models.Task]:
+    """Apply the successes whose attempt passes the fence; the tasks they completed, by id."""
+    if not completions:
+        return {}
+    items = [
+        {"task_id": str(c.task_id), "attempt": c.attempt, "lease_token": str(c.lease_token),
+         "outputs": c.result.outputs}  # type: ignore[union-attr]
+        for c in completions
+    ]
+    found = cur.execute(queries.get("complete_succeeded"), {"items": Jsonb(items)}).fetchall()
+    return {row["task_id"]: models.Task.from_row(row) for row in found}
 
 
 def abandon(conn: psycopg.Connection[Any], task_id: UUID, *, attempt: int, lease_token: UUID, reason: str) -> models.Task:
