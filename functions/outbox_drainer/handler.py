@@ -20,7 +20,7 @@ metrics = Metrics(namespace="Trace", service="outbox-drainer")
 def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, int]:
     d = deps.get()
     with d.pool.connection() as conn:
-        published = outbox.drain_all(conn, d.driver, batch_size=100, max_batches=50)
+        published = outbox.drain_all(conn, d.driver, batch_size=1000, max_batches=10)
         oldest = outbox.oldest_pending_age_seconds(conn)
     metrics.add_metric(name="OutboxPublished", unit=MetricUnit.Count, value=published)
     metrics.add_metric(name="OutboxOldestAgeSeconds", unit=MetricUnit.Seconds, value=oldest)

@@ -30,6 +30,9 @@ class WorkerConfig:
     # prefetch_below_seconds, so a slow task never keeps claimed work from idle workers.
     prefetch: int = 96
     prefetch_below_seconds: float = 0.05
+    # Operators whose recent run time (EWMA) is under this run in the receive loop's own thread,
+    # one after another, instead of being handed to an executor thread (0: never).
+    inline_below_seconds: float = 0.002
     lease_seconds: int = 30
     heartbeat_seconds: float | None = None  # None: lease_seconds / 3
     receive_wait_seconds: float = 1.0
@@ -43,6 +46,7 @@ class WorkerConfig:
         checks = {
             "concurrency": self.concurrency >= 1,
             "prefetch": self.prefetch >= 0,
+            "inline_below_seconds": 0 <= self.inline_below_seconds <= self.prefetch_below_seconds,
             "lease_seconds": 1 <= self.lease_seconds <= models.MAX_LEASE_SECONDS,
             "heartbeat_seconds": self.heartbeat_seconds is None or 0 < self.heartbeat_seconds < self.lease_seconds,
             "receive_wait_seconds": 0 <= self.receive_wait_seconds <= 20,

@@ -8,7 +8,10 @@ Threads, each with one job:
   also polls ``claim_next`` every ``poll_seconds``, so a lost wake-up never
   strands a task;
 - ``concurrency`` executor threads run operators (with up to ``prefetch`` more
-  leases queued for them while operators finish fast);
+  leases queued for them while operators finish fast). While they finish very
+  fast (``inline_below_seconds``) the receive loop runs them itself, one after
+  another: handing a task of a few microseconds to a thread costs more than
+  running it;
 - the completer reports finished attempts in batches and frees their slots;
 - the heartbeater extends every live lease (and its messages' visibility)
   every ``heartbeat_seconds`` (a third of the lease by default: two missed
@@ -179,8 +182,7 @@ class Worker:
             worker_id=self.config.worker_id, operators=operators.names(), queue=self.config.queue,
             lease_seconds=self.config.lease_seconds, limit=len(by_task),
         )
-        for lease in leases:
-            self._start(lease, by_task.pop(lease.task.task_id, []))
+        self._dispatch([self._start(lease, by_task.pop(lease.task.task_id, [])) for lease in leases])
         spent = [m for group in by_task.values() for m in group]
         self.stats["ignored"] += len(spent)
         self._defer_ack(spent)
@@ -193,10 +195,9 @@ class Worker:
         if leases:
             log.info("worker: claimed %d task(s) without a wake-up", len(leases))
             self.stats["claimed_by_poll"] += len(leases)
-        for lease in leases:
-            self._start(lease, [])
+        self._dispatch([self._start(lease, []) for lease in leases])
 
-    def _start(self, lease: models.Lease, messages: list[base.Message]) -> None:
+    def _start(self, lease: models.Lease, messages: list[base.Message]) -> _Running:
         self.stats["claimed"] += 1
         ctx = operators.OperatorContext(task=lease.task, attempt=lease.attempt, settings=self._settings)
         running = _Running(lease=lease, messages=messages, ctx=ctx)
@@ -205,7 +206,17 @@ class Worker:
         with self._lock:
             self._running[lease.task.task_id] = running
             self.stats["max_in_flight"] = max(self.stats["max_in_flight"], len(self._running))
-        self._jobs.put(running)
+        return running
+
+    def _dispatch(self, jobs: list[_Running]) -> None:
+        """Run each job here while operators finish very fast (and we are not stopping); else queue it."""
+        for job in jobs:
+            run_time = self._run_time
+            if run_time is not None and run_time < self.config.inline_below_seconds and not self._stopping.is_set():
+                self.stats["inline"] += 1
+                self._run(job)
+            else:
+                self._jobs.put(job)
 
     # ------------------------------------------------------------ executing
     def _execute_loop(self) -> None:
@@ -214,13 +225,16 @@ class Worker:
             if job is _STOP:
                 return
             assert isinstance(job, _Running)
-            started = time.monotonic()
-            result = self._execute(job)
-            elapsed = time.monotonic() - started
-            with self._lock:  # EWMA of operator run time: decides whether to prefetch
-                self._run_time = elapsed if self._run_time is None else 0.8 * self._run_time + 0.2 * elapsed
-            job.finished = True
-            self._done.put((job, result))
+            self._run(job)
+
+    def _run(self, job: _Running) -> None:
+        started = time.monotonic()
+        result = self._execute(job)
+        elapsed = time.monotonic() - started
+        with self._lock:  # EWMA of operator run time: decides whether to prefetch and to run inline
+            self._run_time = elapsed if self._run_time is None else 0.8 * self._run_time + 0.2 * elapsed
+        job.finished = True
+        self._done.put((job, result))
 
     def _execute(self, job: _Running) -> models.Success | models.Failure:
         try:
