@@ -500,7 +500,7 @@ def main() -> int:
     parser.add_argument("--blocks", type=int, default=20_000)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts of the headline")
     parser.add_argument("--inflight-per-worker", type=int, nargs="+", default=[2, 8],
-                        help="headline runs for each: the job's max_inflight (per dataset) = this x workers")
+                        help="headline runs for each: the job's max_inflight (range tasks) = this x workers")
     parser.add_argument("--repeat", type=int, default=3, help="headline rounds (plain and each trace run, interleaved)")
     parser.add_argument("--nodes", type=int, nargs="*", default=[1, 3], help="anvil counts of the scaling figure")
     parser.add_argument("--scaling-workers", type=int, nargs="*", default=[1, 2, 4])
