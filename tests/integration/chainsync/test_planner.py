@@ -317,3 +317,20 @@ def test_a_stream_behind_gets_its_own_tasks_within_the_job_budget(conn):
     assert last[0]["range_start"] == 90 and last[0]["task_id"] == last[1]["task_id"]
     for dataset in ("blocks", "logs"):
         assert stream(conn, job_id, dataset)["cursor"] == 100
+
+
+def test_a_dead_task_of_a_dataset_removed_from_the_spec_is_not_rescheduled(conn):
+    job_id = jobs.apply(conn, make_spec("plan-o")).job_id
+    rng = scheduled(conn, job_id)[0]
+    lease = tasks.claim(conn, rng["task_id"], worker_id="w", lease_seconds=30)
+    tasks.complete(conn, rng["task_id"], attempt=lease.attempt, lease_token=lease.lease_token,
+                   result=models.Failure(error="rpc: connection refused"))
+    conn.commit()
+    # WHEN logs leaves the spec (apply plans at once) THEN only the blocks range of the dead task gets a new task
+    jobs.apply(conn, make_spec("plan-o", **{"[blocks, logs]": "[blocks]"}))
+    assert planner.tick(conn, job_id).rescheduled == 0  # and planning again changes nothing
+    conn.commit()
+    again = scheduled(conn, job_id)[0]
+    assert again["task_id"] != rng["task_id"]
+    assert tasks.get(conn, again["task_id"]).payload["datasets"] == ["blocks"]
+    assert scheduled(conn, job_id, "logs")[0]["task_id"] == rng["task_id"]

@@ -60,7 +60,8 @@ def _payload(spec: spec_mod.ChainSyncSpec, job_id: UUID, datasets: list[str], st
 
 
 def _ordered(spec: spec_mod.ChainSyncSpec, datasets: list[str]) -> list[str]:
-    return sorted(datasets, key=spec.datasets.index)
+    """The spec's order (a dataset since removed from the spec, e.g. under repair, goes last)."""
+    return sorted(datasets, key=lambda d: (spec.datasets.index(d) if d in spec.datasets else len(spec.datasets), d))
 
 
 def _schedule(conn: psycopg.Connection[Any], spec: spec_mod.ChainSyncSpec, job_id: UUID, streams: list[dict[str, Any]],
@@ -130,7 +131,8 @@ def _reschedule_dead(conn: psycopg.Connection[Any], spec: spec_mod.ChainSyncSpec
     """
     by_task: dict[UUID, list[dict[str, Any]]] = {}
     for rng in conn.execute(_Q["given_up_ranges"], {"job_id": job_id}).fetchall():
-        by_task.setdefault(rng["task_id"], []).append(rng)
+        if rng["dataset"] in spec.datasets:  # a dataset removed from the spec is no longer planned
+            by_task.setdefault(rng["task_id"], []).append(rng)
     for rows in by_task.values():
         first = rows[0]
         _create_task(conn, spec, job_id, {r["dataset"]: r["range_id"] for r in rows}, first["range_start"],
@@ -156,7 +158,8 @@ def tick(conn: psycopg.Connection[Any], job_id: UUID, *, safe_head: int | None =
                    for s in conn.execute(_Q["streams"], {"job_id": job_id}).fetchall()
                    if s["dataset"] in spec.datasets]
         rescheduled = _reschedule_dead(conn, spec, job_id)
-        inflight = conn.execute(_Q["inflight_tasks"], {"job_id": job_id}).fetchone()["tasks"]
+        counted = conn.execute(_Q["inflight_tasks"], {"job_id": job_id}).fetchone()
+        inflight = counted["tasks"] if counted else 0
         scheduled = 0
         while inflight < spec.max_inflight:
             candidates = []
