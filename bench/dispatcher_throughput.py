@@ -135,7 +135,8 @@ def children(logs: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
     started: list[subprocess.Popen[bytes]] = []
 
     def spawn(name: str, cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-        log = logs / f"{name}.log"
+        # One log per process: a later round's readiness wait must not find an earlier round's "ready".
+        log = logs / f"{name}.{len(started)}.log"
         proc = procs.spawn(cmd, log, env={"PYTHONPATH": str(ROOT), **(env or {})})
         proc.log = log  # type: ignore[attr-defined]
         started.append(proc)
