@@ -133,7 +133,7 @@ def start_worker(db_pool: ConnectionPool, driver: pgqueue.PgQueueDriver, queue_n
     def start(**config: Any) -> runner.Worker:
         defaults: dict[str, Any] = {"queue": queue_name, "lease_seconds": 5, "poll_seconds": 1.0,
                                     "receive_wait_seconds": 0.5, "grace_seconds": 5.0}
-        worker = runner.Worker(direct.DirectClient(db_pool), driver, make_settings(),
+        worker = runner.Worker(direct.for_driver(db_pool, driver), driver, make_settings(),
                                worker_config.WorkerConfig(**{**defaults, **config}))
         thread = threading.Thread(target=worker.run, daemon=True)
         thread.start()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from trace_core.dispatcher import models, reaper, tasks
 from trace_core.worker import config as worker_config
-from trace_core.worker import errors, operators, wakeups
+from trace_core.worker import direct, errors, operators, wakeups
 
 from tests.integration.worker.conftest import events, max_concurrency, wait_for
 
@@ -29,6 +29,18 @@ def test_noop_task_runs_the_whole_lifecycle(create, get_task, attempts, start_wo
     # AND its wake-up was acked (nothing left in the queue)
     wait_for(lambda: driver.depth(queue_name) == {"visible": 0, "in_flight": 0})
     assert worker.stats["succeeded"] == 1
+
+
+def test_on_pgqueue_in_the_same_database_a_wakeup_is_gone_once_its_completion_committed(
+        create, get_task, start_worker, driver, queue_name, db_pool):
+    # GIVEN a worker whose queue lives in the dispatcher's database
+    assert direct.for_driver(db_pool, driver).acks_messages
+    start_worker()
+    # WHEN a task completes
+    task = create("noop")
+    wait_for(lambda: get_task(task.task_id).status == "completed")
+    # THEN its wake-up was deleted in the same transaction: no moment where one exists without the other
+    assert driver.depth(queue_name) == {"visible": 0, "in_flight": 0}
 
 
 def test_duplicate_wakeups_never_run_one_task_concurrently(create, get_task, attempts, start_worker, driver,

@@ -56,7 +56,8 @@ def worker(
     )
     driver = factory.driver_for(settings)
     the_worker = runner.Worker(
-        direct.DirectClient(pool.get(context.database_url(), max_size=settings.db_pool_max)), driver, settings, config
+        direct.for_driver(pool.get(context.database_url(), max_size=settings.db_pool_max), driver),
+        driver, settings, config,
     )
 
     def stop(signum: int, _: Any) -> None:

@@ -16,7 +16,7 @@ WITH wanted AS (
     SELECT task_id, job_id, operator, payload, idempotency_key, queue, max_attempts, backoff_base_ms
       FROM wanted
      ORDER BY ord
-        ON CONFLICT (idempotency_key) DO NOTHING
+        ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING *
 ), woken AS (
     INSERT INTO state.outbox (queue, payload)
@@ -99,7 +99,8 @@ SELECT beat.*, extended.lease_token FROM beat JOIN extended USING (task_id);
 -- WHERE clause exactly as lifecycle.fence is (the live attempt, its own token,
 -- not ended, lease unexpired). Rows are locked in id order first, as the
 -- snapshots query does, so batches and heartbeats cannot deadlock. An item it
--- leaves out (refused, or a repeat) is decided by the core in Python.
+-- leaves out (refused, or a repeat) is decided by the core in Python. It returns
+-- only the ids: the worker needs no more, and complete() reads its one task back.
 WITH x AS (
     SELECT *
       FROM jsonb_to_recordset(%(items)s::jsonb) AS x(task_id uuid, attempt int, lease_token uuid, outputs jsonb)
@@ -122,14 +123,14 @@ WITH x AS (
        AND t.status = 'running' AND t.attempt = x.attempt AND t.lease_expires_at > now()
        AND a.task_id = t.task_id AND a.attempt = t.attempt
        AND a.lease_token = x.lease_token AND a.finished_at IS NULL
-    RETURNING t.*
+    RETURNING t.task_id, t.attempt
 ), ended AS (
     UPDATE state.task_attempts a
        SET finished_at = now(), outcome = 'succeeded', error = NULL
       FROM moved
      WHERE a.task_id = moved.task_id AND a.attempt = moved.attempt AND a.finished_at IS NULL
 )
-SELECT * FROM moved;
+SELECT task_id FROM moved;
 
 -- name: snapshots
 -- Lock tasks (in id order, so batches cannot deadlock) and read their current attempt.

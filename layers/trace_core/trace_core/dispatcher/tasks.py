@@ -199,28 +199,36 @@ def complete(
     attempt completes. A repeat of an applied completion returns the task unchanged.
     """
     item = models.Completion(task_id=task_id, attempt=attempt, lease_token=lease_token, result=result)
-    outcome = complete_many(conn, [item], on_success=on_success)[0]
+    outcome = _complete(conn, [item], on_success=on_success, tasks_back=True)[0]
     if isinstance(outcome, errors.DispatcherError):
         raise outcome
-    return outcome
+    return outcome  # type: ignore[return-value]
 
 
 def complete_many(
-    conn: psycopg.Connection[Any], completions: Sequence[models.Completion], *, on_success: OnSuccess | None = None
-) -> list[models.Task | errors.DispatcherError]:
-    """Complete several attempts in one transaction; per item, the task or the error that fenced it off."""
+    conn: psycopg.Connection[Any], completions: Sequence[models.Completion]
+) -> list[models.Status | errors.DispatcherError]:
+    """Complete several attempts in one transaction; per item, the task's status afterwards or the
+    error that fenced it off (the worker's batch path: it builds no task objects it would throw away)."""
+    return _complete(conn, completions, on_success=None, tasks_back=False)  # type: ignore[return-value]
+
+
+def _complete(
+    conn: psycopg.Connection[Any], completions: Sequence[models.Completion], *, on_success: OnSuccess | None,
+    tasks_back: bool,
+) -> list[models.Task | models.Status | errors.DispatcherError]:
     rows.check_int("completions", len(completions), 1, MAX_BATCH)
     ids = [c.task_id for c in completions]
     rows.require(len(set(ids)) == len(ids), "completions", "one completion per task", ids)
     with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
         # Successes of live attempts (nearly every completion) are fenced and written in one
         # statement; the rest (failures, refusals, repeats) are decided by lifecycle below.
-        applied = _complete_succeeded(cur, [c for c in completions if isinstance(c.result, models.Success)])
-        rest = [c.task_id for c in completions if c.task_id not in applied]
+        succeeded = _complete_succeeded(cur, [c for c in completions if isinstance(c.result, models.Success)])
+        rest = [c.task_id for c in completions if c.task_id not in succeeded]
         snaps = rows.lock(cur, rest) if rest else {}
         outcomes: dict[UUID, models.Task | errors.DispatcherError | lifecycle.Transition] = {}
         for c in completions:
-            if c.task_id in applied:
+            if c.task_id in succeeded:
                 continue
             snap = snaps.get(c.task_id)
             try:
@@ -232,29 +240,37 @@ def complete_many(
                 continue
             outcomes[c.task_id] = snap.task if decided is None else decided
         moved = rows.apply(cur, [o for o in outcomes.values() if isinstance(o, lifecycle.Transition)])
-        applied.update(moved)  # not a repeat, not refused
-        final: list[models.Task | errors.DispatcherError] = [
-            applied[c.task_id] if c.task_id in applied else outcomes[c.task_id]  # type: ignore[misc]
-            for c in completions
-        ]
+        if tasks_back and succeeded:  # already locked by this transaction: a plain read
+            moved.update((task_id, snap.task) for task_id, snap in rows.lock(cur, list(succeeded)).items())
+        final: list[models.Task | models.Status | errors.DispatcherError] = []
+        for c in completions:
+            if c.task_id in succeeded and not tasks_back:
+                final.append("completed")
+                continue
+            after = moved.get(c.task_id) or outcomes[c.task_id]
+            if isinstance(after, models.Task):
+                final.append(after if tasks_back else after.status)
+            else:
+                final.append(after)  # type: ignore[arg-type]
         if on_success is not None:
             for c, after in zip(completions, final):
-                if c.task_id in applied and isinstance(after, models.Task) and after.status == "completed":
+                applied = c.task_id in succeeded or c.task_id in moved  # not a repeat, not refused
+                if applied and isinstance(after, models.Task) and after.status == "completed":
                     on_success(conn, after, after.outputs or {})
         return final
 
 
-def _complete_succeeded(cur: psycopg.Cursor[rows.Row], completions: Sequence[models.Completion]) -> dict[UUID, models.Task]:
-    """Apply the successes whose attempt passes the fence; the tasks they completed, by id."""
+def _complete_succeeded(cur: psycopg.Cursor[rows.Row], completions: Sequence[models.Completion]) -> set[UUID]:
+    """Apply the successes whose attempt passes the fence; the ids of the tasks they completed."""
     if not completions:
-        return {}
+        return set()
     items = [
         {"task_id": str(c.task_id), "attempt": c.attempt, "lease_token": str(c.lease_token),
          "outputs": c.result.outputs}  # type: ignore[union-attr]
         for c in completions
     ]
     found = cur.execute(queries.get("complete_succeeded"), {"items": Jsonb(items)}).fetchall()
-    return {row["task_id"]: models.Task.from_row(row) for row in found}
+    return {row["task_id"] for row in found}
 
 
 def abandon(conn: psycopg.Connection[Any], task_id: UUID, *, attempt: int, lease_token: UUID, reason: str) -> models.Task:

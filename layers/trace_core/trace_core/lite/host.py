@@ -148,7 +148,7 @@ class Host:
             self._thread(self._queue_loop, f"sqs-{trigger.queue}", trigger)
         for n in range(self.spec.workers):
             worker = runner.Worker(
-                direct.DirectClient(self.pool), self.driver, self.settings,
+                direct.for_driver(self.pool, self.driver), self.driver, self.settings,
                 worker_config.WorkerConfig(
                     queue=self.settings.task_queue, concurrency=self.settings.worker_concurrency,
                     lease_seconds=self.settings.lease_seconds,

@@ -121,9 +121,20 @@ class PgQueueDriver:
     def ack(self, messages: Sequence[base.Message]) -> None:
         if not messages:
             return
-        ids, receipts = _ids_and_receipts(messages)
         with self._pool.connection() as conn:
-            conn.execute(_queries()["ack"], {"ids": ids, "receipts": receipts})
+            self.ack_in(conn, messages)
+
+    def ack_in(self, conn: psycopg.Connection[Any], messages: Sequence[base.Message]) -> None:
+        """Ack on ``conn``, inside whatever transaction it is in (commits and rolls back with it)."""
+        if not messages:
+            return
+        ids, receipts = _ids_and_receipts(messages)
+        conn.execute(_queries()["ack"], {"ids": ids, "receipts": receipts})
+
+    def same_database(self, pool: ConnectionPool) -> bool:
+        """True if ``pool`` connects where this driver's tables are (then :meth:`ack_in` may use it)."""
+        conninfo = pool.conninfo
+        return _where(conninfo() if callable(conninfo) else conninfo) == _where(self._conninfo)
 
     def extend(self, message: base.Message, visibility_seconds: int) -> None:
         if visibility_seconds < 0:
@@ -183,7 +194,11 @@ class PgQueueDriver:
         return self._max_receives.get(queue, DEFAULT_MAX_RECEIVES)
 
     def _fetch(self, queue: str, limit: int, visibility: int) -> tuple[list[base.Message], int]:
-        with self._pool.connection() as conn:
+        with self._pool.connection() as conn, conn.transaction():
+            # Read the visible messages in index order and stop at the limit: while the table
+            # has no statistics (a fresh or young queue) the planner prefers a bitmap scan,
+            # which reads and sorts every visible message on each receive (docs/decisions/0304).
+            conn.execute("SET LOCAL enable_bitmapscan = off")
             rows = conn.execute(
                 _queries()["receive"],
                 {"queue": queue, "limit": limit, "max_receives": self._limit_for(queue), "visibility": visibility},
@@ -243,6 +258,13 @@ class PgQueueDriver:
         return psycopg.connect(
             self._conninfo, autocommit=True, application_name=LISTENER_APPLICATION, connect_timeout=5
         )
+
+
+def _where(conninfo: str) -> dict[str, str]:
+    """A connection string's target (the password is not part of it)."""
+    parts = psycopg.conninfo.conninfo_to_dict(conninfo)
+    parts.pop("password", None)
+    return {k: str(v) for k, v in parts.items()}
 
 
 def _col(row: Any, index: int, name: str) -> Any:

@@ -14,22 +14,30 @@ from typing import Protocol
 from uuid import UUID
 
 from trace_core.dispatcher import errors, models
+from trace_core.queue import base
 from trace_core.settings import Settings
 from trace_core.worker import operators
 
 Outcome = models.Task | errors.DispatcherError
+Completed = models.Status | errors.DispatcherError
 
 
 @dataclasses.dataclass(frozen=True)
 class CompletionItem:
-    """One finished attempt to report: its lease, its result and the operator's commit hook (if any)."""
+    """One finished attempt to report: its lease, its result, the operator's commit hook (if any) and
+    the wake-ups its worker holds for it."""
 
     lease: models.Lease
     result: models.Success | models.Failure
     on_success: operators.OnSuccess | None = None
+    messages: Sequence[base.Message] = ()
 
 
 class DispatcherClient(Protocol):
+    #: True if :meth:`complete` also acks the items' wake-ups, in the transaction that records
+    #: the outcomes; otherwise the worker acks them after :meth:`complete` returned.
+    acks_messages: bool
+
     def claim_next(
         self, *, worker_id: str, operators: Sequence[str], queue: str, lease_seconds: int, limit: int
     ) -> list[models.Lease]:
@@ -40,8 +48,8 @@ class DispatcherClient(Protocol):
     ) -> dict[UUID, models.Lease | errors.DispatcherError]:
         """Extend each lease; per task the extended lease or the fence error (lease lost)."""
 
-    def complete(self, items: Sequence[CompletionItem]) -> dict[UUID, Outcome]:
-        """Report finished attempts (fenced); per task the new task row or the fence error."""
+    def complete(self, items: Sequence[CompletionItem]) -> dict[UUID, Completed]:
+        """Report finished attempts (fenced); per task its status afterwards or the fence error."""
 
     def task_token(self, lease: models.Lease, settings: Settings) -> str | None:
         """A Query Service task token for the attempt (grants from ``payload["grants"]``), or None."""

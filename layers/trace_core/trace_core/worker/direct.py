@@ -4,12 +4,15 @@ Each batch is one transaction; each item inside it runs in its own savepoint
 (the core's ``conn.transaction()`` nests), so an item that the fence rejects
 rolls back alone and the batch commits once. Items are handled in task-id
 order, the order the core locks rows in, so concurrent batches cannot deadlock.
+With a pgqueue driver on the same database (:func:`for_driver`), a completion
+batch also acks its wake-ups in that transaction: one commit less per batch, and
+a wake-up disappears exactly when its outcome is recorded.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -17,17 +20,29 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from trace_core.dispatcher import errors, models, tasks
+from trace_core.queue import base, pgqueue
 from trace_core.settings import Settings
 from trace_core.worker import client
 
 log = logging.getLogger(__name__)
 
+AckIn = Callable[[psycopg.Connection[Any], Sequence[base.Message]], None]
+
+
+def for_driver(pool: ConnectionPool, driver: base.QueueDriver) -> DirectClient:
+    """The worker's client over ``pool``; it acks wake-ups itself when ``driver`` is pgqueue on the same database."""
+    if isinstance(driver, pgqueue.PgQueueDriver) and driver.same_database(pool):
+        return DirectClient(pool, ack_in=driver.ack_in)
+    return DirectClient(pool)
+
 
 class DirectClient:
     """DispatcherClient over ``pool`` (a psycopg pool whose connections use ``dict_row``)."""
 
-    def __init__(self, pool: ConnectionPool) -> None:
+    def __init__(self, pool: ConnectionPool, *, ack_in: AckIn | None = None) -> None:
         self._pool = pool
+        self._ack_in = ack_in
+        self.acks_messages = ack_in is not None
 
     def claim_next(
         self, *, worker_id: str, operators: Sequence[str], queue: str, lease_seconds: int, limit: int
@@ -54,8 +69,8 @@ class DirectClient:
                     beaten[task_id] = exc
         return beaten
 
-    def complete(self, items: Sequence[client.CompletionItem]) -> dict[UUID, client.Outcome]:
-        done: dict[UUID, client.Outcome] = {}
+    def complete(self, items: Sequence[client.CompletionItem]) -> dict[UUID, client.Completed]:
+        done: dict[UUID, client.Completed] = {}
         plain = sorted((i for i in items if i.on_success is None), key=lambda i: i.lease.task.task_id)
         hooked = sorted((i for i in items if i.on_success is not None), key=lambda i: i.lease.task.task_id)
         with self._pool.connection() as conn, conn.transaction():
@@ -72,7 +87,12 @@ class DirectClient:
                 )
                 done.update((i.lease.task.task_id, outcome) for i, outcome in zip(plain, outcomes))
             for item in hooked:
-                done[item.lease.task.task_id] = self._complete_hooked(conn, item)
+                outcome = self._complete_hooked(conn, item)
+                done[item.lease.task.task_id] = (
+                    outcome if isinstance(outcome, errors.DispatcherError) else outcome.status
+                )
+            if self._ack_in is not None:
+                self._ack_in(conn, [m for i in items for m in i.messages])
         return done
 
     def task_token(self, lease: models.Lease, settings: Settings) -> str | None:

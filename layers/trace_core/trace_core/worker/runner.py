@@ -17,7 +17,8 @@ Threads, each with one job:
   every ``heartbeat_seconds`` (a third of the lease by default: two missed
   beats are survivable), and cancels an operator whose lease was lost.
 
-A message is acked (in one call per loop turn) only after its task's
+A message is acked (in one call per loop turn, or by the client in the
+transaction that records the completion) only after its task's
 completion was recorded, or when it has nothing left to do (its task was claimed by someone, finished, or is
 unknown). Workers sharing a queue should register the same operators: a
 wake-up for an operator this worker lacks is spent here, and the task waits
@@ -275,7 +276,8 @@ class Worker:
 
     def _complete(self, batch: list[tuple[_Running, models.Success | models.Failure]]) -> None:
         todo = [(job, result) for job, result in batch if not job.abandoned]
-        items = [client_mod.CompletionItem(job.lease, result, job.ctx.on_success) for job, result in todo]
+        items = [client_mod.CompletionItem(job.lease, result, job.ctx.on_success, job.messages)
+                 for job, result in todo]
         backoff = 0.1
         while items:
             try:
@@ -302,9 +304,11 @@ class Worker:
                 failed += 1
         self._task_metrics.record(completed=completed, failed=failed)
         with self._lock:
-            # The outcome is recorded: the wake-ups are done with. Acking them is deferred to the
-            # receive loop's next turn, so the slot frees without waiting for another round trip.
-            self._acks.extend(m for job, _ in batch for m in job.messages)
+            # The outcome is recorded: the wake-ups are done with. Unless the client acked them with
+            # it, acking is deferred to the receive loop's next turn, so the slot frees without
+            # waiting for another round trip.
+            acked = {id(m) for item in items for m in item.messages} if self._client.acks_messages else set()
+            self._acks.extend(m for job, _ in batch for m in job.messages if id(m) not in acked)
             for job, _ in batch:
                 self._running.pop(job.lease.task.task_id, None)
             self._lock.notify_all()
