@@ -291,25 +291,33 @@ async def _pgqueuer_enqueue(dsn: str, n: int) -> None:
 
 
 def run_pgqueuer(server: Server, spawn: Callable[..., Any], *, workers: int, n: int) -> dict[str, Any]:
-    url = server.database("pgqueuer")
-    asyncio.run(_pgqueuer_setup(url))
-    pool = [spawn(f"pgqueuer-{workers}-worker{i}", [sys.executable, "-m", "bench.dispatcher_throughput",
-                                                   "child", "pgqueuer", url]) for i in range(workers)]
+    # PgQueuer deletes a job when it finishes (and logs it): done = the queue table is empty again.
+    return _run_peer(server, spawn, "pgqueuer", "pgqueuer-1.6", setup=_pgqueuer_setup, enqueue=_pgqueuer_enqueue,
+                     done_sql=f"SELECT {n} - count(*) FROM pgqueuer", workers=workers, n=n, timeout=600)
+
+
+def _run_peer(server: Server, spawn: Callable[..., Any], peer: str, system: str, *, setup: Callable[[str], Any],
+              enqueue: Callable[[str, int], Any], done_sql: str, workers: int, n: int,
+              timeout: float) -> dict[str, Any]:
+    """One peer's round: its idle worker processes, the enqueue, the clock until ``done_sql`` counts ``n``."""
+    url = server.database(peer)
+    asyncio.run(setup(url))
+    pool = [spawn(f"{peer}-{workers}-worker{i}", [sys.executable, "-m", "bench.dispatcher_throughput",
+                                                  "child", peer, url]) for i in range(workers)]
     for proc in pool:
         wait_ready(proc, "child ready")
-    time.sleep(0.5)  # let each manager reach its first dequeue
+    time.sleep(0.5)  # let each worker reach its first dequeue
     meter = CpuMeter(server, [p.pid for p in pool])
     meter.start()
     started = time.monotonic()
-    asyncio.run(_pgqueuer_enqueue(url, n))
+    asyncio.run(enqueue(url, n))
     created = time.monotonic()
-    # PgQueuer deletes a job when it finishes (and logs it): done = the queue table is empty again.
-    done = until_done(url, f"SELECT {n} - count(*) FROM pgqueuer", n, timeout=600)
+    done = until_done(url, done_sql, n, timeout=timeout)
     cpu = meter.stop(n)
     for proc in pool:
         procs.stop(proc.pid, timeout=20)
     server.drop(url)
-    return {"system": "pgqueuer-1.6", "workers": workers, "tasks": n, "seconds": done - started,
+    return {"system": system, "workers": workers, "tasks": n, "seconds": done - started,
             "tasks_per_s": n / (done - started), "enqueue_s": created - started, **cpu}
 
 
@@ -347,25 +355,10 @@ async def _procrastinate_enqueue(dsn: str, n: int) -> None:
 
 
 def run_procrastinate(server: Server, spawn: Callable[..., Any], *, workers: int, n: int) -> dict[str, Any]:
-    url = server.database("procrastinate")
-    asyncio.run(_procrastinate_setup(url))
-    pool = [spawn(f"procrastinate-{workers}-worker{i}", [sys.executable, "-m", "bench.dispatcher_throughput",
-                                                        "child", "procrastinate", url]) for i in range(workers)]
-    for proc in pool:
-        wait_ready(proc, "child ready")
-    time.sleep(0.5)
-    meter = CpuMeter(server, [p.pid for p in pool])
-    meter.start()
-    started = time.monotonic()
-    asyncio.run(_procrastinate_enqueue(url, n))
-    created = time.monotonic()
-    done = until_done(url, "SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded'", n, timeout=900)
-    cpu = meter.stop(n)
-    for proc in pool:
-        procs.stop(proc.pid, timeout=20)
-    server.drop(url)
-    return {"system": "procrastinate-3.10", "workers": workers, "tasks": n, "seconds": done - started,
-            "tasks_per_s": n / (done - started), "enqueue_s": created - started, **cpu}
+    return _run_peer(server, spawn, "procrastinate", "procrastinate-3.10", setup=_procrastinate_setup,
+                     enqueue=_procrastinate_enqueue,
+                     done_sql="SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded'",
+                     workers=workers, n=n, timeout=900)
 
 
 # ---------------------------------------------------------------- report

@@ -9,11 +9,12 @@ node can play a Monad node: no ``trace_*`` methods and a cap on the blocks one
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import http.server
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -77,40 +78,49 @@ def start_seeded(log_dir: Path, blocks: int) -> Iterator[Chain]:
         proc.wait(timeout=10)
 
 
-class _MonadProxy(http.server.BaseHTTPRequestHandler):
+def rpc_error(item: dict[str, Any], code: int, message: str) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": item.get("id"), "error": {"code": code, "message": message}}
+
+
+def forward(upstream: str, item: dict[str, Any]) -> dict[str, Any]:
+    return _client.post(upstream, json=item).json()
+
+
+class _RpcFront(http.server.BaseHTTPRequestHandler):
+    """Answers each JSON-RPC call (single or batch) with ``answer(call)``."""
+
     # Keep-alive, and no Nagle delay between the header and body writes (40 ms per call otherwise).
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
-    upstream = ""
-    max_log_blocks = 10
-    seen: ClassVar[list[str]] = []
+    answer: ClassVar[Callable[[dict[str, Any]], dict[str, Any]]]
 
     def log_message(self, *_: object) -> None:  # keep test output clean
         pass
 
-    def _answer(self, item: dict[str, Any]) -> dict[str, Any]:
-        method = item.get("method", "")
-        self.seen.append(method)
-        if method.startswith("trace_"):
-            return {"jsonrpc": "2.0", "id": item.get("id"),
-                    "error": {"code": -32601, "message": f"the method {method} does not exist/is not available"}}
-        if method == "eth_getLogs":
-            query = item["params"][0]
-            span = int(query["toBlock"], 16) - int(query["fromBlock"], 16) + 1
-            if span > self.max_log_blocks:
-                return {"jsonrpc": "2.0", "id": item.get("id"),
-                        "error": {"code": -32614, "message": f"eth_getLogs is limited to {self.max_log_blocks} blocks"}}
-        return _client.post(self.upstream, json=item).json()
-
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        answer = [self._answer(i) for i in body] if isinstance(body, list) else self._answer(body)
-        data = json.dumps(answer).encode()
+        answer = type(self).answer
+        data = json.dumps([answer(i) for i in body] if isinstance(body, list) else answer(body)).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+
+@contextlib.contextmanager
+def rpc_front(answer: Callable[[dict[str, Any]], dict[str, Any]]) -> Iterator[str]:
+    """A JSON-RPC server on 127.0.0.1 answering with ``answer``; yields its URL and stops on exit."""
+    handler = type("Handler", (_RpcFront,), {"answer": staticmethod(answer)})
+    server = http.server.ThreadingHTTPServer((procs.HOST, 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://{procs.HOST}:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
 
 
 @dataclasses.dataclass
@@ -122,13 +132,17 @@ class Proxy:
 def monad_proxy(upstream: str, *, max_log_blocks: int) -> Iterator[Proxy]:
     """A node without trace_* whose eth_getLogs spans at most ``max_log_blocks`` blocks."""
     seen: list[str] = []
-    handler = type("Handler", (_MonadProxy,), {"upstream": upstream, "max_log_blocks": max_log_blocks, "seen": seen})
-    server = http.server.ThreadingHTTPServer((procs.HOST, 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield Proxy(url=f"http://{procs.HOST}:{server.server_address[1]}", seen=seen)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+
+    def answer(item: dict[str, Any]) -> dict[str, Any]:
+        method = item.get("method", "")
+        seen.append(method)
+        if method.startswith("trace_"):
+            return rpc_error(item, -32601, f"the method {method} does not exist/is not available")
+        if method == "eth_getLogs":
+            query = item["params"][0]
+            if int(query["toBlock"], 16) - int(query["fromBlock"], 16) + 1 > max_log_blocks:
+                return rpc_error(item, -32614, f"eth_getLogs is limited to {max_log_blocks} blocks")
+        return forward(upstream, item)
+
+    with rpc_front(answer) as url:
+        yield Proxy(url=url, seen=seen)

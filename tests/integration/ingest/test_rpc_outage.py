@@ -3,19 +3,15 @@ backoff, `status` shows the error meanwhile, and the job ends with no gap and no
 
 from __future__ import annotations
 
-import http.server
-import json
-import threading
 from typing import Any
 
-import httpx
 from trace_core.chainsync import jobs
 from trace_core.chainsync import spec as spec_mod
 from trace_core.datasets import registry
 from trace_core.dispatcher import models as task_models
 from trace_core.dispatcher import tasks
-from trace_core.lite import procs
 
+from tests.integration.ingest import chain as chain_mod
 from tests.integration.ingest.helpers import committed_table, run_attempt
 
 SPEC = """
@@ -32,39 +28,14 @@ OUTAGE = "upstream node unavailable: try again later"
 
 
 class Switch:
-    """A JSON-RPC front to anvil that answers every call with an error while ``down``."""
+    """While ``down``, every JSON-RPC call gets the provider's error; then calls reach the node again."""
 
     def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
         self.down = True
-        switch = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *_: object) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                if switch.down:
-                    answer: Any = [{"jsonrpc": "2.0", "id": i.get("id"), "error": {"code": -32000, "message": OUTAGE}}
-                                   for i in body] if isinstance(body, list) else \
-                        {"jsonrpc": "2.0", "id": body.get("id"), "error": {"code": -32000, "message": OUTAGE}}
-                else:
-                    answer = httpx.post(upstream, json=body, timeout=30).json()
-                data = json.dumps(answer).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.server = http.server.ThreadingHTTPServer((procs.HOST, 0), Handler)
-        self.url = f"http://{procs.HOST}:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def answer(self, item: dict[str, Any]) -> dict[str, Any]:
+        return chain_mod.rpc_error(item, -32000, OUTAGE) if self.down else chain_mod.forward(self.upstream, item)
 
 
 def attempt(conn, lease, settings) -> task_models.Task:
@@ -81,8 +52,8 @@ def test_an_rpc_outage_is_retried_and_shown_then_the_job_finishes_without_gap_or
     store = make_s3_store()
     settings = make_settings(aws_endpoint_url=moto_url, datasets_bucket=store.bucket)
     switch = Switch(chain.url)
-    try:
-        jobs.apply(conn, spec_mod.parse(SPEC.format(url=switch.url), environ={}))
+    with chain_mod.rpc_front(switch.answer) as url:
+        jobs.apply(conn, spec_mod.parse(SPEC.format(url=url), environ={}))
         # WHEN both range tasks run while the RPC answers errors
         leases = tasks.claim_next(conn, worker_id="w", operators=["cryo_ingest"], limit=10)
         assert len(leases) == 2
@@ -106,6 +77,4 @@ def test_an_rpc_outage_is_retried_and_shown_then_the_job_finishes_without_gap_or
         assert numbers == list(range(30))
         _, [stream] = jobs.progress(conn, "rpc-outage")
         assert stream.cursor == 30 and stream.failed == 0
-    finally:
-        switch.close()
 
