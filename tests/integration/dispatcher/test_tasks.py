@@ -54,6 +54,8 @@ def test_create_many_keeps_order_and_dedupes_keys_within_the_batch(conn):
     assert [t.payload["i"] for t in made] == [0, 1, 0]
     assert made[0].task_id == made[2].task_id
     assert len(_outbox(conn)) == 2
+    # AND each returned task is exactly the stored row (the insert returns only what the database set)
+    assert made == [tasks.get(conn, t.task_id) for t in made]
 
 
 def test_create_with_an_unknown_job_names_the_field(conn):

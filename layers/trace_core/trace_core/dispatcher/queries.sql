@@ -6,6 +6,7 @@
 -- name: create_tasks
 -- Insert new tasks and their first wake-up in one statement. A conflicting
 -- idempotency key inserts nothing (the caller then compares with the existing task).
+-- Returns only the columns the database sets; the caller has the rest.
 WITH wanted AS (
     SELECT *
       FROM jsonb_to_recordset(%(tasks)s::jsonb) AS w(
@@ -17,12 +18,15 @@ WITH wanted AS (
       FROM wanted
      ORDER BY ord
         ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-    RETURNING *
+    RETURNING task_id, queue, status, attempt, lease_expires_at, not_before, outputs, last_error,
+              created_at, updated_at, finished_at
 ), woken AS (
     INSERT INTO state.outbox (queue, payload)
     SELECT queue, jsonb_build_object('task_id', task_id, 'attempt', attempt) FROM created
 )
-SELECT * FROM created;
+SELECT task_id, status, attempt, lease_expires_at, not_before, outputs, last_error, created_at, updated_at,
+       finished_at
+  FROM created;
 
 -- name: tasks_by_idempotency_key
 SELECT * FROM state.tasks WHERE idempotency_key = ANY(%(keys)s::text[]);

@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import contextlib
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 from uuid import UUID
 
-from psycopg import Cursor
+from psycopg import Connection, Cursor
+from psycopg.pq import TransactionStatus
 from psycopg.types.json import Jsonb
 
 from trace_core.dispatcher import errors, lifecycle, models, queries
 
 Row = dict[str, Any]
+
+
+@contextlib.contextmanager
+def batch_transaction(conn: Connection[Any]) -> Iterator[None]:
+    """The transaction of a batch operation: its own, or the caller's if one is open (no savepoint).
+
+    For the operations whose only failures are raised before they write or are database errors,
+    which abort the caller's transaction anyway: a savepoint would buy nothing and cost two round
+    trips (the worker's claim and completion batches run inside its client's transaction).
+    """
+    if conn.info.transaction_status == TransactionStatus.INTRANS:
+        yield
+    else:
+        with conn.transaction():
+            yield
 
 
 def snapshot(row: Row) -> lifecycle.Snapshot:

@@ -1,7 +1,9 @@
 """The dispatcher core: create, claim, heartbeat, complete and abandon tasks.
 
 Every function takes an open psycopg connection and runs in one transaction it
-opens with ``conn.transaction()`` (a savepoint if the caller already has one).
+opens with ``conn.transaction()`` (a savepoint if the caller already has one;
+``claim_next`` and a completion without a commit hook join the caller's
+transaction instead: :func:`rows.batch_transaction`).
 Each state change that needs a wake-up writes its outbox row in that same
 transaction (invariant 2); the drainer publishes it later. Time is the
 database's ``now()``. Rules live in :mod:`trace_core.dispatcher.lifecycle`.
@@ -61,7 +63,10 @@ def create_many(conn: psycopg.Connection[Any], requests: Sequence[models.CreateT
             raise errors.InvalidTaskError(
                 "job_id does not name an existing job", field="job_id", expected="the id of an existing job"
             ) from exc
-        by_id = {row["task_id"]: models.Task.from_row(row) for row in created}
+        # The statement returns only what the database set; the rest is the request's (no payload
+        # round trip: at 10,000 tasks the JSON decoding cost more than the insert).
+        index = {task_id: i for i, task_id in enumerate(ids)}
+        by_id = {row["task_id"]: _created(requests[index[row["task_id"]]], row) for row in created}
         if len(by_id) == len(requests):
             return [by_id[task_id] for task_id in ids]
         keys = [r.idempotency_key for r in requests if r.idempotency_key]
@@ -73,6 +78,13 @@ def create_many(conn: psycopg.Connection[Any], requests: Sequence[models.CreateT
             by_id.get(task_id) or _same_task(request, existing.get(request.idempotency_key or ""))
             for task_id, request in zip(ids, requests)
         ]
+
+
+def _created(request: models.CreateTask, row: rows.Row) -> models.Task:
+    return models.Task.model_validate({**row, "job_id": request.job_id, "operator": request.operator,
+                                       "payload": request.payload, "idempotency_key": request.idempotency_key,
+                                       "queue": request.queue, "max_attempts": request.max_attempts,
+                                       "backoff_base_ms": request.backoff_base_ms})
 
 
 def _same_task(request: models.CreateTask, task: models.Task | None) -> models.Task:
@@ -144,12 +156,12 @@ def claim_next(
         "lease_seconds": rows.check_lease_seconds(lease_seconds),
         "limit": rows.check_int("limit", limit, 1, MAX_BATCH),
     }
-    with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+    with rows.batch_transaction(conn), conn.cursor(row_factory=dict_row) as cur:
         # Read the backlog in index order and stop at ``limit``. Without statistics (a new
         # database, or before autovacuum's first analyze) the planner expects ~1 row and picks a
         # bitmap scan, which reads and sorts the whole backlog on every claim (docs/decisions/0304).
         # SET LOCAL: it holds for the rest of this transaction, which is the claim's own for the
-        # worker and the API.
+        # API and the worker's claim (plus the acks of the wake-ups it spent) for the worker.
         cur.execute("SET LOCAL enable_bitmapscan = off")
         return [_lease(row) for row in cur.execute(queries.get("claim_next"), params).fetchall()]
 
@@ -220,7 +232,9 @@ def _complete(
     rows.check_int("completions", len(completions), 1, MAX_BATCH)
     ids = [c.task_id for c in completions]
     rows.require(len(set(ids)) == len(ids), "completions", "one completion per task", ids)
-    with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+    # A commit hook may fail after the completion was written: that needs a savepoint of its own.
+    atomic = conn.transaction() if on_success is not None else rows.batch_transaction(conn)
+    with atomic, conn.cursor(row_factory=dict_row) as cur:
         # Successes of live attempts (nearly every completion) are fenced and written in one
         # statement; the rest (failures, refusals, repeats) are decided by lifecycle below.
         succeeded = _complete_succeeded(cur, [c for c in completions if isinstance(c.result, models.Success)])

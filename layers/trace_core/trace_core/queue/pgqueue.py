@@ -83,7 +83,7 @@ class PgQueueDriver:
         with self._pool.connection() as conn:
             conn.execute(
                 _queries()["publish"],
-                {"queue": queue, "bodies": [Jsonb(dict(body)) for body in bodies], "channel": CHANNEL},
+                {"queue": queue, "bodies": Jsonb([dict(body) for body in bodies]), "channel": CHANNEL},
             )
         self._wake(queue)  # receivers in this process need not wait for the round trip
 

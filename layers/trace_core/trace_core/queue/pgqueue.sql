@@ -1,10 +1,11 @@
 -- Named queries of the pgqueue driver. Each block starts with `-- name: <name>`.
 
 -- name: publish
--- One row per body; the NOTIFY is delivered when the transaction commits.
+-- One row per body (the bodies come as one JSON array: one parameter to encode, not
+-- one per body); the NOTIFY is delivered when the transaction commits.
 WITH inserted AS (
     INSERT INTO state.queue_messages (queue, body)
-    SELECT %(queue)s, b FROM unnest(%(bodies)s::jsonb[]) AS b
+    SELECT %(queue)s, b FROM jsonb_array_elements(%(bodies)s::jsonb) AS b
     RETURNING 1
 )
 SELECT count(*) AS published, pg_notify(%(channel)s, %(queue)s) AS notified FROM inserted;

@@ -9,7 +9,7 @@ Postgres pool). An HTTP adapter to the dispatcher API would implement the same.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 from uuid import UUID
 
@@ -35,13 +35,17 @@ class CompletionItem:
 
 class DispatcherClient(Protocol):
     #: True if :meth:`complete` also acks the items' wake-ups, in the transaction that records
-    #: the outcomes; otherwise the worker acks them after :meth:`complete` returned.
+    #: the outcomes, and :meth:`claim_next` the wake-ups it spent; otherwise the worker acks them.
     acks_messages: bool
 
     def claim_next(
-        self, *, worker_id: str, operators: Sequence[str], queue: str, lease_seconds: int, limit: int
+        self, *, worker_id: str, operators: Sequence[str], queue: str, lease_seconds: int, limit: int,
+        wakeups: Mapping[UUID, Sequence[base.Message]] | None = None,
     ) -> list[models.Lease]:
-        """Lease up to ``limit`` due tasks of ``queue`` with one of ``operators``, in one statement."""
+        """Lease up to ``limit`` due tasks of ``queue`` with one of ``operators``, in one statement.
+
+        With :attr:`acks_messages`, the ``wakeups`` (task id -> its wake-ups) whose task was not
+        claimed here are spent: they are acked in the claim's transaction."""
 
     def heartbeat(
         self, leases: Sequence[models.Lease], *, lease_seconds: int

@@ -5,14 +5,15 @@ Each batch is one transaction; each item inside it runs in its own savepoint
 rolls back alone and the batch commits once. Items are handled in task-id
 order, the order the core locks rows in, so concurrent batches cannot deadlock.
 With a pgqueue driver on the same database (:func:`for_driver`), a completion
-batch also acks its wake-ups in that transaction: one commit less per batch, and
-a wake-up disappears exactly when its outcome is recorded.
+batch also acks its wake-ups in that transaction, and a claim the wake-ups it
+spent (those whose task it did not claim): a commit less each, and a wake-up
+disappears exactly when its work is recorded.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -45,13 +46,18 @@ class DirectClient:
         self.acks_messages = ack_in is not None
 
     def claim_next(
-        self, *, worker_id: str, operators: Sequence[str], queue: str, lease_seconds: int, limit: int
+        self, *, worker_id: str, operators: Sequence[str], queue: str, lease_seconds: int, limit: int,
+        wakeups: Mapping[UUID, Sequence[base.Message]] | None = None,
     ) -> list[models.Lease]:
-        with self._pool.connection() as conn:
-            return tasks.claim_next(
+        with self._pool.connection() as conn, conn.transaction():
+            leases = tasks.claim_next(
                 conn, worker_id=worker_id, operators=list(operators), queue=queue,
                 lease_seconds=lease_seconds, limit=limit,
             )
+            if self._ack_in is not None and wakeups:
+                claimed = {lease.task.task_id for lease in leases}
+                self._ack_in(conn, [m for task_id, ms in wakeups.items() if task_id not in claimed for m in ms])
+            return leases
 
     def heartbeat(
         self, leases: Sequence[models.Lease], *, lease_seconds: int

@@ -18,7 +18,7 @@ Threads, each with one job:
   beats are survivable), and cancels an operator whose lease was lost.
 
 A message is acked (in one call per loop turn, or by the client in the
-transaction that records the completion) only after its task's
+transaction that records the claim or the completion) only after its task's
 completion was recorded, or when it has nothing left to do (its task was claimed by someone, finished, or is
 unknown). Workers sharing a queue should register the same operators: a
 wake-up for an operator this worker lacks is spent here, and the task waits
@@ -181,12 +181,13 @@ class Worker:
         # its job (its task is claimed here or elsewhere, finished, or unknown) and is acked now.
         leases = self._client.claim_next(
             worker_id=self.config.worker_id, operators=operators.names(), queue=self.config.queue,
-            lease_seconds=self.config.lease_seconds, limit=len(by_task),
+            lease_seconds=self.config.lease_seconds, limit=len(by_task), wakeups=by_task,
         )
         self._dispatch([self._start(lease, by_task.pop(lease.task.task_id, [])) for lease in leases])
         spent = [m for group in by_task.values() for m in group]
         self.stats["ignored"] += len(spent)
-        self._defer_ack(spent)
+        if not self._client.acks_messages:  # else the claim acked them in its transaction
+            self._defer_ack(spent)
 
     def _poll(self, free: int) -> None:
         leases = self._client.claim_next(
