@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from trace_core.dispatcher import models, reaper, tasks
 from trace_core.worker import config as worker_config
+from trace_core.worker import client as client_mod
 from trace_core.worker import direct, errors, operators, wakeups
 
 from tests.integration.worker.conftest import events, max_concurrency, wait_for
@@ -40,6 +41,32 @@ def test_on_pgqueue_in_the_same_database_a_wakeup_is_gone_once_its_completion_co
     task = create("noop")
     wait_for(lambda: get_task(task.task_id).status == "completed")
     # THEN its wake-up was deleted in the same transaction: no moment where one exists without the other
+    assert driver.depth(queue_name) == {"visible": 0, "in_flight": 0}
+
+
+def test_a_claim_acks_the_wakeups_it_spent_in_its_own_transaction(db_pool, driver, queue_name):
+    # GIVEN two queued tasks whose wake-ups a worker has received
+    with db_pool.connection() as conn:
+        created = tasks.create_many(conn, [models.CreateTask(operator="noop", queue=queue_name)] * 2)
+    wait_for(lambda: driver.depth(queue_name)["visible"] == 2)
+    by_task: dict = {}
+    for message in driver.receive(queue_name, max_messages=2, wait_seconds=0):
+        by_task.setdefault(wakeups.task_id_of(message.body), []).append(message)
+    assert set(by_task) == {t.task_id for t in created}
+    client = direct.for_driver(db_pool, driver)
+    # WHEN a claim fails THEN no wake-up is acked (they come back after their visibility timeout)
+    with pytest.raises(Exception, match="limit"):
+        client.claim_next(worker_id="w1", operators=["noop"], queue=queue_name, lease_seconds=30, limit=0,
+                          wakeups=by_task)
+    assert driver.depth(queue_name) == {"visible": 0, "in_flight": 2}
+    # WHEN a claim takes one of the two tasks
+    [lease] = client.claim_next(worker_id="w1", operators=["noop"], queue=queue_name, lease_seconds=30, limit=1,
+                                wakeups=by_task)
+    # THEN the other task's wake-up was acked with the claim; the claimed task's stays held until completion
+    assert driver.depth(queue_name) == {"visible": 0, "in_flight": 1}
+    held = by_task[lease.task.task_id]
+    done = client.complete([client_mod.CompletionItem(lease, models.Success(outputs={}), None, held)])
+    assert done == {lease.task.task_id: "completed"}
     assert driver.depth(queue_name) == {"visible": 0, "in_flight": 0}
 
 
