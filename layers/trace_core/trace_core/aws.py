@@ -34,3 +34,13 @@ def client(service: str, settings: Settings, **config: Any) -> Any:
         endpoint_url=settings.aws_endpoint_url,
         config=Config(retries={"max_attempts": 3, "mode": "standard"}, **config),
     )
+
+
+def s3_client(settings: Settings) -> Any:
+    """The object store's S3 client: request bodies are not hashed again for the signature.
+
+    Every PUT of the object store carries its own ``ChecksumSHA256``, which S3 verifies; botocore
+    already skips the signature's body hash over HTTPS when a checksum is sent, but over a local
+    endpoint's plain HTTP (moto server) it would read and hash every body a second time.
+    """
+    return client("s3", settings, s3={"payload_signing_enabled": False})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from pathlib import Path
 
@@ -99,3 +100,26 @@ def test_s3_errors_are_translated(make_s3_store, s3_client):
     with pytest.raises(errors.ObjectStoreError) as caught:
         store.put_bytes("k", b"x")
     assert caught.value.details == {"key": "k", "operation": "put_bytes"}
+
+
+def test_every_put_to_s3_carries_the_bodys_sha256_for_s3_to_verify(make_s3_store, moto_url, tmp_path: Path):
+    # GIVEN the object store's own client (as the worker and the CLI build it)
+    from trace_core import aws, settings
+
+    client = aws.s3_client(settings.load({"AWS_ENDPOINT_URL": moto_url, "AWS_DEFAULT_REGION": "us-east-1"}))
+    store = objectstore.S3ObjectStore(client, make_s3_store().bucket)
+    sent: list[dict[str, str]] = []
+    client.meta.events.register("before-send.s3.PutObject", lambda request, **_: sent.append(
+        {k: v.decode() if isinstance(v, bytes) else v for k, v in request.headers.items()}))
+    path = tmp_path / "f.parquet"
+    path.write_bytes(b"PAR1" * 2500)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    # WHEN a staged file and a manifest are written
+    store.put_file("s/f.parquet", path, sha256=digest)
+    store.put_bytes("v/manifest.json", b'{"x":1}', content_type="application/json")
+    # THEN each request names its body's sha256 (S3 refuses bytes that do not match it), so the
+    # signature need not hash the body again, also over a local endpoint's plain HTTP
+    expected = [digest, hashlib.sha256(b'{"x":1}').hexdigest()]
+    assert [base64.b64decode(h["x-amz-checksum-sha256"]).hex() for h in sent] == expected
+    assert [h["X-Amz-Content-SHA256"] for h in sent] == ["UNSIGNED-PAYLOAD"] * 2
+    assert store.get("s/f.parquet") == path.read_bytes()

@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
 
 def _store() -> objectstore.S3ObjectStore:
     settings = context.settings()
-    return objectstore.S3ObjectStore(aws.client("s3", settings), settings.datasets_bucket)
+    return objectstore.S3ObjectStore(aws.s3_client(settings), settings.datasets_bucket)
 
 
 def show_version(

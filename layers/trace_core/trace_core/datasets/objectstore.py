@@ -112,7 +112,8 @@ class S3ObjectStore:
 
     def put_bytes(self, key: str, data: bytes, *, content_type: str = "application/octet-stream") -> ObjectInfo:
         try:
-            self._s3.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
+            self._s3.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type,
+                                ChecksumSHA256=base64.b64encode(hashlib.sha256(data).digest()).decode())
         except Exception as exc:
             raise self._fail(exc, key, "put_bytes") from exc
         return ObjectInfo(key=key, size=len(data), last_modified=dt.datetime.now(dt.UTC))

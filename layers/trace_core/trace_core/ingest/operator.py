@@ -44,7 +44,7 @@ def _s3_client(settings: Any) -> Any:
     with _lock:
         key = (settings.aws_endpoint_url, settings.aws_region)
         if key not in _s3_clients:
-            _s3_clients[key] = aws.client("s3", settings)
+            _s3_clients[key] = aws.s3_client(settings)
         return _s3_clients[key]
 
 

@@ -30,7 +30,7 @@ def build_service(settings: Settings, *, sandbox: sandbox_mod.Sandbox | None = N
     pool = db_pool.get(conninfo.resolve(settings), max_size=settings.db_pool_max)
     # The sandbox workers may read only under the cache, and confinement needs the folder to exist at start.
     cache_root(settings).mkdir(parents=True, exist_ok=True)
-    s3 = aws.client("s3", settings)
+    s3 = aws.s3_client(settings)
     return pipeline.QueryService(
         keys=keys.from_settings(settings),
         issuer=settings.token_issuer,
