@@ -309,10 +309,12 @@ def plain_child(args: argparse.Namespace) -> None:
                       "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
 
 
-def run_plain(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
+def run_plain(args: argparse.Namespace, stack: Stack, malloc: str | None = None) -> dict[str, Any]:
+    """Plain Cryo as a user runs it; with ``malloc``, under that allocator (the one Trace's workers use)."""
     url, anvil_pid = stack.nodes[0]
     cmd = [sys.executable, "-m", "bench.chain_sync_e2e", "--child-plain", "--rpc", url, *_shared_flags(args)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    env = {**os.environ, **({"LD_PRELOAD": malloc} if malloc else {})}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT, env=env)
     meter = Meter({"anvil": [anvil_pid], "cryo": [proc.pid]}).start()
     try:
         out, _ = proc.communicate(timeout=3600)
@@ -326,7 +328,7 @@ def run_plain(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
     result = json.loads(out.strip().splitlines()[-1])
     if result["errored"]:
         raise RuntimeError(f"plain cryo could not collect {result['errored']} chunk(s)")
-    return {"mode": "plain", "nodes": 1, "workers": None, "blocks": args.blocks,
+    return {"mode": "plain_malloc" if malloc else "plain", "nodes": 1, "workers": None, "blocks": args.blocks,
             "seconds": round(result["seconds"], 2), "blocks_per_s": round(args.blocks / result["seconds"], 1),
             "rows": result["rows"], "peak_rss_mib": result["peak_rss_mib"], "cpu_pct": cpu}
 
@@ -350,7 +352,8 @@ def _job_spec(args: argparse.Namespace, name: str, urls: list[str], blocks: int,
 
 
 @contextlib.contextmanager
-def _platform(stack: Stack, label: str, workers: int, concurrency: int, log_level: str) -> Iterator[dict[str, Any]]:
+def _platform(stack: Stack, label: str, workers: int, concurrency: int, log_level: str,
+              allocator: str) -> Iterator[dict[str, Any]]:
     """A fresh database and bucket, the Lite host (no in-process workers) and ``workers`` worker processes."""
     from trace_core.lite import host_process, procs
 
@@ -361,7 +364,8 @@ def _platform(stack: Stack, label: str, workers: int, concurrency: int, log_leve
     logs.mkdir(parents=True, exist_ok=True)
     env = {"TRACE_DATABASE_URL": url, "AWS_ENDPOINT_URL": stack.s3_url, "AWS_ACCESS_KEY_ID": "bench",
            "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1", "TRACE_DATASETS_BUCKET": bucket,
-           "TRACE_HOME": str(stack.work / "home"), "TRACE_LOG_LEVEL": log_level}
+           "TRACE_HOME": str(stack.work / "home"), "TRACE_LOG_LEVEL": log_level,
+           "TRACE_WORKER_ALLOCATOR": allocator}
     started: list[subprocess.Popen[bytes]] = []
     try:
         port = procs.free_port()
@@ -394,7 +398,8 @@ def run_trace(args: argparse.Namespace, stack: Stack, *, nodes: int, workers: in
     from trace_core.chainsync import jobs
 
     urls = [url for url, _ in stack.nodes[:nodes]]
-    with _platform(stack, label, workers, args.worker_concurrency, args.log_level) as platform:
+    with _platform(stack, label, workers, args.worker_concurrency, args.log_level,
+                   args.worker_allocator) as platform:
         pids = [p.pid for p in platform["workers"]]
         baseline_rss = [_rss_mib(pid) for pid in pids]
         with psycopg.connect(platform["database_url"], autocommit=True, row_factory=dict_row) as conn:
@@ -447,7 +452,7 @@ def _cpu_seconds_per_1k(r: dict[str, Any]) -> dict[str, float]:
 
 
 def _line(r: dict[str, Any]) -> str:
-    who = "plain cryo" if r["mode"] == "plain" else (
+    who = {"plain": "plain cryo", "plain_malloc": "plain cryo, workers' malloc"}.get(r["mode"]) or (
         f"trace {r['nodes']} node(s) x {r['workers']} worker(s), inflight {r['max_inflight']}")
     cpu = " ".join(f"{k}={v}%" for k, v in r["cpu_pct"].items())
     return f"{who:44s} {r['seconds']:7.1f}s {r['blocks_per_s']:7.1f} blocks/s  cpu: {cpu}"
@@ -468,7 +473,8 @@ def _summary(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         median = statistics.median(speeds)
         rows.append({"mode": mode, "nodes": nodes, "workers": workers, "max_inflight": inflight, "blocks": blocks,
                      "runs": len(runs), "blocks_per_s": round(median, 1), "min": speeds[0], "max": speeds[-1],
-                     "vs_plain": round(median / plain_median, 2) if plain_median and mode == "trace" else None,
+                     "vs_plain": (round(median / plain_median, 2)
+                                  if plain_median and mode in ("trace", "plain_malloc") else None),
                      "cpu_pct": cpu, "cpu_s_per_1k_blocks": per_1k,
                      "worker_peak_rss_mib": max(
                          (max(r["worker_rss_mib"]["peak"]) for r in runs if "worker_rss_mib" in r),
@@ -480,7 +486,8 @@ def _table(rows: list[dict[str, Any]]) -> str:
     lines = ["| run | blocks/s (median, min-max) | vs plain | CPU % of one core | peak RSS MiB |",
              "|---|---|---|---|---|"]
     for r in rows:
-        who = "plain `cryo.freeze`" if r["mode"] == "plain" else (
+        who = {"plain": "plain `cryo.freeze`", "plain_malloc": "plain `cryo.freeze` under the workers' malloc"}.get(
+            r["mode"]) or (
             f"{'RSS: ' if r['mode'] == 'rss' else ''}{r['nodes']} node{'s' if r['nodes'] > 1 else ''}, {r['workers']} worker"
             f"{'s' if r['workers'] > 1 else ''}, max_inflight {r['max_inflight']}")
         cpu = ", ".join(f"{k} {v}" for k, v in r["cpu_pct"].items() if v)
@@ -516,6 +523,10 @@ def main() -> int:
     parser.add_argument("--cache-dir", type=Path, default=ROOT / ".trace-lite" / "bench-cache" / "chains")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"], help="workers' log level")
     parser.add_argument("--keep-logs", action="store_true", help="keep the work directory (logs) afterwards")
+    parser.add_argument("--worker-allocator", default="auto",
+                        help="TRACE_WORKER_ALLOCATOR of the workers (auto, system or a library's path)")
+    parser.add_argument("--no-plain-malloc", dest="plain_malloc", action="store_false",
+                        help="skip the context run of plain Cryo under the workers' allocator")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--prepare", action="store_true", help="only build (or find) the cached chain")
     parser.add_argument("--child-plain", action="store_true", help=argparse.SUPPRESS)
@@ -543,11 +554,20 @@ def main() -> int:
                              label=f"{label}_{uuid.uuid4().hex[:6]}")
 
         headline = [(w, ipw * w) for ipw in args.inflight_per_worker for w in args.workers]
+        from trace_core.worker import allocator
+
+        malloc = allocator.choose(args.worker_allocator) if args.plain_malloc else None
         plain: dict[str, Any] | None = None
         for _ in range(args.repeat):  # interleaved, so load from other processes hits every configuration
             plain = run_plain(args, stack)
             results.append(plain)
             _say(_line(plain))
+            if malloc:  # context: what the workers' allocator alone gives plain Cryo
+                tuned = run_plain(args, stack, malloc)
+                _check_rows(tuned, plain)
+                results.append(tuned)
+                _say(_line(tuned) + f" ({allocator.name_of(malloc)}; "
+                     f"{tuned['blocks_per_s'] / plain['blocks_per_s']:.2f}x this round's plain)")
             for workers, inflight in headline:
                 result = trace(1, workers, args.blocks, args.chunk_size, inflight, f"n1_w{workers}")
                 _check_rows(result, plain)

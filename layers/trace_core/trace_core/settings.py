@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     worker_concurrency: Annotated[int, Field(ge=1, le=256)] = 32
     lease_seconds: Annotated[int, Field(ge=1, le=3600)] = 30
     host_workers: Annotated[int, Field(ge=0, le=16)] = 1
+    worker_allocator: str = Field(
+        default="auto", min_length=1,
+        description="malloc of worker processes: auto (jemalloc, else the bundled mimalloc), system, or a "
+        "library's path (trace_core.worker.allocator).",
+    )
     host_tick_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0
     # Emit CloudWatch metrics (EMF lines on stdout) from long-running workers (AWS: on; Lite: off).
     emit_metrics: bool = False

@@ -152,10 +152,10 @@ def spawn_worker(database_url: str, queue_name: str, tmp_path: Path) -> Iterator
     """Factory: a real `trace-lite worker` process on this test's queue (killed after the test)."""
     started: list[subprocess.Popen[bytes]] = []
 
-    def spawn(*args: str, lease_seconds: int = 5) -> subprocess.Popen[bytes]:
+    def spawn(*args: str, lease_seconds: int = 5, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = tmp_path / f"worker-{len(started)}.log"
         env = {**os.environ, "TRACE_DATABASE_URL": database_url, "TRACE_OPERATOR_MODULES": PLUGIN,
-               "TRACE_HOME": str(tmp_path / "home"), "TRACE_LEASE_SECONDS": str(lease_seconds)}
+               "TRACE_HOME": str(tmp_path / "home"), "TRACE_LEASE_SECONDS": str(lease_seconds), **(env or {})}
         with open(log, "ab") as out:
             proc = subprocess.Popen([sys.executable, "-m", "trace_core.cli", "worker", "--queue", queue_name, *args],
                                     stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=env, start_new_session=True)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 from trace_core.dispatcher import models, reaper, tasks
-from trace_core.worker import config as worker_config
 from trace_core.worker import client as client_mod
+from trace_core.worker import config as worker_config
 from trace_core.worker import direct, errors, operators, wakeups
 
 from tests.integration.worker.conftest import events, max_concurrency, wait_for

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from trace_core.dispatcher import errors as dispatcher_errors
 from trace_core.dispatcher import models, tasks
+from trace_core.worker import allocator
 
 from tests.integration.worker.conftest import events, wait_for
 
@@ -72,3 +73,30 @@ def test_sigkill_mid_task_is_reaped_retried_once_and_the_dead_attempt_is_fenced_
         tasks.complete(conn, task.task_id, attempt=1, lease_token=first["lease_token"],
                        result=models.Success(outputs={"late": True}))
     assert get_task(task.task_id).outputs == {"slept": 4.0}
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/map_files"), reason="reads /proc/PID/maps (Linux)")
+def test_a_worker_process_runs_under_the_allocator_its_settings_choose(spawn_worker, create, get_task):
+    # GIVEN the default setting (auto) and a worker started the way `trace-lite worker` is
+    chosen = allocator.choose("auto")
+    assert chosen is not None  # jemalloc from the system, else the mimalloc wheel the project installs
+    proc = spawn_worker()
+    # THEN the process (same pid: it re-executed itself) has that library mapped, says so, and works
+    wait_for(lambda: "malloc=" in proc.log.read_text())  # type: ignore[attr-defined]
+    maps = Path(f"/proc/{proc.pid}/maps").read_text()
+    assert os.path.basename(chosen).split(".so")[0] in maps
+    assert f"malloc={allocator.name_of(chosen)}" in proc.log.read_text()  # type: ignore[attr-defined]
+    task = create("noop")
+    wait_for(lambda: get_task(task.task_id).status == "completed")
+    # AND with TRACE_WORKER_ALLOCATOR=system it keeps glibc's malloc
+    plain = spawn_worker(env={"TRACE_WORKER_ALLOCATOR": "system", "LD_PRELOAD": ""})
+    wait_for(lambda: "malloc=" in plain.log.read_text())  # type: ignore[attr-defined]
+    assert "malloc=glibc" in plain.log.read_text()  # type: ignore[attr-defined]
+    assert "jemalloc" not in Path(f"/proc/{plain.pid}/maps").read_text()
+    assert "mimalloc" not in Path(f"/proc/{plain.pid}/maps").read_text()
+
+
+def test_a_worker_refuses_an_allocator_library_that_is_not_there(spawn_worker, tmp_path: Path):
+    with pytest.raises(AssertionError) as info:
+        spawn_worker(env={"TRACE_WORKER_ALLOCATOR": str(tmp_path / "nope.so")})
+    assert "TRACE_WORKER_ALLOCATOR" in str(info.value) and "nope.so" in str(info.value)

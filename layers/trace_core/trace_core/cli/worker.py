@@ -14,8 +14,8 @@ from trace_core.cli import context
 from trace_core.db import pool
 from trace_core.queue import factory
 from trace_core.settings import Settings
+from trace_core.worker import allocator, direct, operators, runner
 from trace_core.worker import config as worker_config
-from trace_core.worker import direct, operators, runner
 
 
 def register(app: typer.Typer) -> None:
@@ -41,6 +41,7 @@ def worker(
 ) -> None:
     """Run a worker in the foreground until SIGTERM/SIGINT (a second signal abandons at once)."""
     settings = context.settings()
+    malloc = _allocator(settings)
     _logging(settings)
     if on_term not in ("finish", "abandon"):
         raise typer.BadParameter(f"expected finish or abandon, got {on_term!r}", param_hint="--on-term")
@@ -66,8 +67,9 @@ def worker(
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     logging.getLogger(__name__).info(
-        "worker %s ready: queue=%s operators=%s concurrency=%d lease=%ds",
+        "worker %s ready: queue=%s operators=%s concurrency=%d lease=%ds malloc=%s",
         config.worker_id, config.queue, ",".join(operators.names()), config.concurrency, config.lease_seconds,
+        allocator.name_of(malloc),
     )
     # A worker allocates many short-lived objects per task. With the default thresholds (a young
     # collection every 700 allocations, each also walking what startup left behind) the cyclic
@@ -83,6 +85,14 @@ def worker(
     logging.getLogger(__name__).info("worker %s stopped: %s", config.worker_id, dict(the_worker.stats))
 
 
+def _allocator(settings: Settings) -> str | None:
+    """Re-execute under the configured allocator (returns only once it is in place, or for glibc)."""
+    try:
+        return allocator.apply(settings.worker_allocator)
+    except allocator.AllocatorError as exc:
+        raise typer.BadParameter(str(exc), param_hint="TRACE_WORKER_ALLOCATOR") from exc
+
+
 def host(
     port: int | None = typer.Option(None, help="API port on 127.0.0.1 (default TRACE_API_PORT, 0 = free)."),
     workers: int | None = typer.Option(None, min=0, help="Worker loops to run (default TRACE_HOST_WORKERS)."),
@@ -91,6 +101,8 @@ def host(
     from trace_core.lite import host as host_mod
 
     settings = context.settings()
+    if (settings.host_workers if workers is None else workers) > 0:
+        _allocator(settings)  # its worker loops run Cryo in this process
     _logging(settings)
     operators.load_modules(settings.operator_modules)
     try:
