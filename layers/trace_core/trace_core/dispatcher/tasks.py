@@ -81,10 +81,7 @@ def create_many(conn: psycopg.Connection[Any], requests: Sequence[models.CreateT
 
 
 def _created(request: models.CreateTask, row: rows.Row) -> models.Task:
-    return models.Task.model_validate({**row, "job_id": request.job_id, "operator": request.operator,
-                                       "payload": request.payload, "idempotency_key": request.idempotency_key,
-                                       "queue": request.queue, "max_attempts": request.max_attempts,
-                                       "backoff_base_ms": request.backoff_base_ms})
+    return models.Task.model_validate({**dict(request), **row})  # the request's fields + what the database set
 
 
 def _same_task(request: models.CreateTask, task: models.Task | None) -> models.Task:

@@ -25,6 +25,7 @@ import importlib.metadata
 import logging
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ def name_of(library: str | None) -> str:
     return next((n for n in ("jemalloc", "mimalloc") if n in base), base)
 
 
-def preloaded(library: str, environ: dict[str, str] | os._Environ[str] = os.environ) -> bool:
+def preloaded(library: str, environ: Mapping[str, str] = os.environ) -> bool:
     return library in environ.get("LD_PRELOAD", "").replace(":", " ").split()
 
 
@@ -90,4 +91,3 @@ def apply(setting: str) -> str | None:
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, list(sys.orig_argv), env)
-    raise AssertionError("unreachable")  # pragma: no cover - execve does not return
