@@ -103,8 +103,11 @@ def attempts(db_pool: ConnectionPool) -> Callable[[Any], list[dict[str, Any]]]:
 
 
 @pytest.fixture
-def dispatcher_loop(database_url: str, driver: pgqueue.PgQueueDriver) -> Iterator[None]:
-    """What the Lite host does on its timers: drain the outbox and reap expired leases (every 0.1 s)."""
+def dispatcher_loop(database_url: str, db_pool: ConnectionPool, driver: pgqueue.PgQueueDriver) -> Iterator[None]:
+    """What the Lite host does on its timers: drain the outbox and reap expired leases (every 0.1 s).
+
+    It takes db_pool so that the tables are truncated before the loop starts: a TRUNCATE while the loop drains
+    can deadlock with it (a module's own driver fixture, e.g. SQS's, does not depend on db_pool)."""
     stop = threading.Event()
 
     def loop() -> None:
@@ -113,7 +116,7 @@ def dispatcher_loop(database_url: str, driver: pgqueue.PgQueueDriver) -> Iterato
                 try:
                     outbox.drain_all(conn, driver)
                     reaper.reap_all(conn)
-                except psycopg.Error:  # e.g. a deadlock with the next test's TRUNCATE: the host retries too
+                except psycopg.Error:  # e.g. a serialization failure: the host retries too
                     conn.rollback()
                 stop.wait(0.1)
 
