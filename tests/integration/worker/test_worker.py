@@ -239,6 +239,21 @@ def test_fast_operators_are_prefetched_slow_ones_are_not(create, get_task, attem
     assert slow.stats["max_in_flight"] == 1
 
 
+def test_slow_tasks_due_at_once_are_shared_by_idle_workers(get_task, attempts, start_worker, db_pool, queue_name):
+    # GIVEN two idle workers, each able to run four tasks at once
+    first, second = start_worker(concurrency=4), start_worker(concurrency=4)
+    time.sleep(0.5)  # both are waiting for wake-ups
+    # WHEN four slow tasks become due at once
+    with db_pool.connection() as conn:
+        burst = tasks.create_many(conn, [models.CreateTask(operator="sleep", payload={"seconds": 1.0},
+                                                           queue=queue_name) for _ in range(4)])
+    wait_for(lambda: all(get_task(t.task_id).status == "completed" for t in burst), timeout=20)
+    # THEN both ran some of them: while its operators are slow a worker takes one wake-up at a time,
+    # instead of the first to wake taking all four while the other idles
+    ran_by = {attempts(t.task_id)[0]["worker_id"] for t in burst}
+    assert ran_by == {first.config.worker_id, second.config.worker_id}
+
+
 def test_worker_settings_are_validated_naming_the_field():
     with pytest.raises(errors.WorkerError) as caught:
         worker_config.WorkerConfig(lease_seconds=3, heartbeat_seconds=5)

@@ -106,7 +106,7 @@ class Worker:
                     continue
                 try:
                     self._flush_acks()
-                    messages = self._receive(free)
+                    messages = self._receive(free if self._fast() else 1)
                     if messages:
                         self._handle(messages)
                     elif time.monotonic() - last_poll >= self.config.poll_seconds:
@@ -136,9 +136,17 @@ class Worker:
             return len(self._running)
 
     # ------------------------------------------------------------ receiving and claiming
+    def _fast(self) -> bool:
+        """Operators finish fast (recent run time under prefetch_below_seconds): batches pay off.
+
+        While they do not (or before the first one finished), the worker takes one wake-up at a
+        time, so it never holds slow tasks that another worker, idle, could run: with four
+        one-second tasks due and two workers, each runs two instead of one worker all four.
+        """
+        return self._run_time is not None and self._run_time < self.config.prefetch_below_seconds
+
     def _capacity(self) -> int:
-        fast = self._run_time is not None and self._run_time < self.config.prefetch_below_seconds
-        return self.config.concurrency + (self.config.prefetch if fast else 0)
+        return self.config.concurrency + (self.config.prefetch if self._fast() else 0)
 
     def _wait_for_slots(self) -> int:
         with self._lock:
