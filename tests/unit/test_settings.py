@@ -33,6 +33,7 @@ def test_unknown_trace_variable_fails_naming_it():
         ("TRACE_CHAIN_ID", "0", "greater than 0"),
         ("TRACE_QUEUE_DRIVER", "kafka", "'pgqueue' or 'sqs'"),
         ("TRACE_MOTO_PORT", "70000", "less than or equal to 65535"),
+        ("TRACE_WORKER_CRYO_THREADS", "0", "greater than or equal to 1"),
     ],
 )
 def test_malformed_value_fails_with_variable_and_expectation(variable, value, expected):

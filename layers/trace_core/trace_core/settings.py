@@ -74,6 +74,11 @@ class Settings(BaseSettings):
         description="malloc of worker processes: auto (jemalloc, else the bundled mimalloc), system, or a "
         "library's path (trace_core.worker.allocator).",
     )
+    worker_cryo_threads: Annotated[int, Field(ge=1, le=256)] | None = Field(
+        default=None,
+        description="Threads of Cryo's runtime in a worker process; unset: one per core. With W worker processes "
+        "on one host, cores / W (trace_core.worker.cryo_threads).",
+    )
     host_tick_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0
     # Emit CloudWatch metrics (EMF lines on stdout) from long-running workers (AWS: on; Lite: off).
     emit_metrics: bool = False

@@ -100,3 +100,13 @@ def test_a_worker_refuses_an_allocator_library_that_is_not_there(spawn_worker, t
     with pytest.raises(AssertionError) as info:
         spawn_worker(env={"TRACE_WORKER_ALLOCATOR": str(tmp_path / "nope.so")})
     assert "TRACE_WORKER_ALLOCATOR" in str(info.value) and "nope.so" in str(info.value)
+
+
+def test_a_worker_sizes_cryos_runtime_as_its_settings_say(spawn_worker):
+    # The variable reaches Cryo (tests/integration/ingest/test_cryo_threads.py); here, the worker applies it.
+    sized = spawn_worker(env={"TRACE_WORKER_CRYO_THREADS": "3"})
+    wait_for(lambda: "cryo_threads=" in sized.log.read_text())  # type: ignore[attr-defined]
+    assert "cryo_threads=3" in sized.log.read_text()  # type: ignore[attr-defined]
+    default = spawn_worker(env={"TOKIO_WORKER_THREADS": ""})
+    wait_for(lambda: "cryo_threads=" in default.log.read_text())  # type: ignore[attr-defined]
+    assert f"cryo_threads={len(os.sched_getaffinity(0))}" in default.log.read_text()  # type: ignore[attr-defined]

@@ -14,7 +14,7 @@ from trace_core.cli import context
 from trace_core.db import pool
 from trace_core.queue import factory
 from trace_core.settings import Settings
-from trace_core.worker import allocator, direct, operators, runner
+from trace_core.worker import allocator, cryo_threads, direct, operators, runner
 from trace_core.worker import config as worker_config
 
 
@@ -41,7 +41,7 @@ def worker(
 ) -> None:
     """Run a worker in the foreground until SIGTERM/SIGINT (a second signal abandons at once)."""
     settings = context.settings()
-    malloc = _allocator(settings)
+    malloc, threads = _prepare_for_cryo(settings)
     _logging(settings)
     if on_term not in ("finish", "abandon"):
         raise typer.BadParameter(f"expected finish or abandon, got {on_term!r}", param_hint="--on-term")
@@ -67,9 +67,9 @@ def worker(
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     logging.getLogger(__name__).info(
-        "worker %s ready: queue=%s operators=%s concurrency=%d lease=%ds malloc=%s",
+        "worker %s ready: queue=%s operators=%s concurrency=%d lease=%ds malloc=%s cryo_threads=%d",
         config.worker_id, config.queue, ",".join(operators.names()), config.concurrency, config.lease_seconds,
-        allocator.name_of(malloc),
+        allocator.name_of(malloc), threads,
     )
     # A worker allocates many short-lived objects per task. With the default thresholds (a young
     # collection every 700 allocations, each also walking what startup left behind) the cyclic
@@ -85,12 +85,16 @@ def worker(
     logging.getLogger(__name__).info("worker %s stopped: %s", config.worker_id, dict(the_worker.stats))
 
 
-def _allocator(settings: Settings) -> str | None:
-    """Re-execute under the configured allocator (returns only once it is in place, or for glibc)."""
+def _prepare_for_cryo(settings: Settings) -> tuple[str | None, int]:
+    """Set up a process that runs Cryo: its allocator (may re-execute it first) and Cryo's runtime threads.
+
+    Returns the allocator library in use (None: glibc's malloc) and the runtime's thread count.
+    """
     try:
-        return allocator.apply(settings.worker_allocator)
+        malloc = allocator.apply(settings.worker_allocator)
     except allocator.AllocatorError as exc:
         raise typer.BadParameter(str(exc), param_hint="TRACE_WORKER_ALLOCATOR") from exc
+    return malloc, cryo_threads.apply(settings.worker_cryo_threads)
 
 
 def host(
@@ -102,7 +106,7 @@ def host(
 
     settings = context.settings()
     if (settings.host_workers if workers is None else workers) > 0:
-        _allocator(settings)  # its worker loops run Cryo in this process
+        _prepare_for_cryo(settings)  # its worker loops run Cryo in this process
     _logging(settings)
     operators.load_modules(settings.operator_modules)
     try:
