@@ -1,10 +1,22 @@
-"""``moto_server``: the embedded AWS endpoint (S3, SQS, Secrets Manager, SES, EventBridge)."""
+"""``moto_server``: the embedded AWS endpoint (S3, SQS, Secrets Manager, SES, EventBridge).
+
+``start`` runs this module (``python -m trace_core.lite.moto``): moto's own server
+(``moto.server``: its WSGI app on werkzeug, threaded) with one change, the backend
+lookup is cached per host. moto otherwise lists its package directory (an ``isdir``
+per service, about 180) and tries every service's URL patterns on every request: a
+fifth of the CPU of a small S3 request, and the chain sync makes twelve per range
+(docs/decisions/1001, point 12).
+"""
 
 from __future__ import annotations
 
+import argparse
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -16,7 +28,7 @@ def url(port: int) -> str:
 
 
 def start(port: int, log: Path) -> subprocess.Popen[bytes]:
-    proc = procs.spawn([sys.executable, "-m", "moto.server", "-H", procs.HOST, "-p", str(port)], log)
+    proc = procs.spawn([sys.executable, "-m", "trace_core.lite.moto", "--host", procs.HOST, "--port", str(port)], log)
     procs.wait_until("moto_server", lambda: healthy(port), proc=proc, log=log, timeout=30)
     return proc
 
@@ -24,3 +36,41 @@ def start(port: int, log: Path) -> subprocess.Popen[bytes]:
 def healthy(port: int) -> bool:
     response = httpx.get(f"{url(port)}/moto-api/", timeout=1.0)
     return response.status_code == 200
+
+
+def _app() -> Any:
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    class Dispatcher(DomainDispatcherApplication):  # type: ignore[misc]
+        """moto's app, looking up which backend serves a host once per host (a pure function of it)."""
+
+        def __init__(self) -> None:
+            super().__init__(create_backend_app)
+            self._backends: dict[str | None, Any] = {}
+
+        def get_backend_for_host(self, host: str | None) -> Any:
+            # Called under the app's own lock (get_application).
+            if host not in self._backends:
+                self._backends[host] = super().get_backend_for_host(host)
+            return self._backends[host]
+
+    return Dispatcher()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve until SIGTERM or SIGINT, as ``moto_server -H HOST -p PORT`` does."""
+    parser = argparse.ArgumentParser(prog="python -m trace_core.lite.moto")
+    parser.add_argument("--host", default=procs.HOST)
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("MOTO_PORT", str(args.port))  # moto builds some URLs (e.g. SQS queue URLs) from it
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+    from werkzeug.serving import run_simple
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: sys.exit(0))
+    run_simple(args.host, args.port, _app(), threaded=True, request_handler=MotoRequestHandler)
+
+
+if __name__ == "__main__":
+    main()
