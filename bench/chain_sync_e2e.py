@@ -12,7 +12,9 @@ Everything runs on 127.0.0.1 and is stopped at the end (also on Ctrl-C or failur
 - an embedded Postgres (pgserver binaries, **fast mode**: fsync and synchronous_commit off), a fresh
   database per run, migrated; moto_server as S3, a fresh bucket per run; the Lite host
   (``trace-lite host --workers 0``: outbox drainer and lease reaper) and W worker processes
-  (``trace-lite worker``, pgqueue wake-ups), as a Lite deployment runs them.
+  (``trace-lite worker``, pgqueue wake-ups), as a Lite deployment runs them, each sized as
+  ``docs/specs/chain_sync.md`` advises for W workers on one host: concurrency max_inflight / W
+  (``--worker-concurrency``) and Cryo runtime threads cores / W (``--cryo-threads``).
 
 Measured, in one invocation:
 
@@ -130,7 +132,13 @@ def _rss_mib(pid: int, field: str = "VmHWM") -> float:
 
 
 class Meter:
-    """CPU seconds used by groups of processes (each with its descendants) between start() and stop()."""
+    """CPU seconds used by groups of processes (each with its descendants) between start() and stop().
+
+    Read twice, at start() and stop(), not polled: walking /proc for every group twice a second cost the
+    benchmark's own process 2-3% of a core, on the same two cores as what it measures. A descendant that
+    exits in between is not lost: its parent, having reaped it, counts it in its ``children_*`` times.
+    Between the two reads a thread records only the first worker's resident set (one /proc read).
+    """
 
     def __init__(self, groups: dict[str, list[int]], *, shallow: tuple[str, ...] = (), every: float = 0.5) -> None:
         import psutil
@@ -139,14 +147,14 @@ class Meter:
         self._groups = groups
         self._shallow = shallow  # groups counted without their descendants
         self._every = every
-        self._first: dict[tuple[str, int], float] = {}
-        self._last: dict[tuple[str, int], float] = {}
+        self._first: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self.rss_timeline: list[tuple[float, int]] = []
 
-    def _sample(self) -> dict[tuple[str, int], float]:
-        seen: dict[tuple[str, int], float] = {}
+    def _sample(self) -> dict[str, float]:
+        """``{group: CPU seconds so far}``: each root, its live descendants and the ones they reaped."""
+        seen = dict.fromkeys(self._groups, 0.0)
         for group, pids in self._groups.items():
             for pid in pids:
                 try:
@@ -156,14 +164,14 @@ class Meter:
                     continue
                 for proc in family:
                     with contextlib.suppress(self._psutil.NoSuchProcess, self._psutil.AccessDenied):
-                        times = proc.cpu_times()
-                        seen[(group, proc.pid)] = times.user + times.system
+                        t = proc.cpu_times()
+                        reaped = 0.0 if group in self._shallow else t.children_user + t.children_system
+                        seen[group] += t.user + t.system + reaped
         return seen
 
     def _loop(self) -> None:
-        while not self._stop.wait(self._every):
-            self._last.update(self._sample())
-            for pid in self._groups.get("workers", [])[:1]:  # the first worker's resident set over time
+        for pid in self._groups.get("workers", [])[:1]:  # the first worker's resident set over time
+            while not self._stop.wait(self._every):
                 with contextlib.suppress(self._psutil.NoSuchProcess):
                     self.rss_timeline.append((round(time.monotonic() - self._began, 1),
                                               round(self._psutil.Process(pid).memory_info().rss / 2**20)))
@@ -175,15 +183,17 @@ class Meter:
         self._thread.start()
         return self
 
-    def stop(self) -> dict[str, float]:
-        """``{group: % of one core}`` over the metered wall time, plus ``others`` (the rest of the machine)."""
+    def stop(self, exited: dict[str, float] | None = None) -> dict[str, float]:
+        """``{group: % of one core}`` over the metered wall time, plus ``others`` (the rest of the machine).
+
+        ``exited``: CPU seconds of processes that ended before stop() (read from their ``rusage``).
+        """
         self._stop.set()
         self._thread.join()
-        self._last.update(self._sample())
+        last = self._sample()
         wall = time.monotonic() - self._began
-        used: dict[str, float] = {group: 0.0 for group in self._groups}
-        for (group, pid), cpu in self._last.items():
-            used[group] += max(0.0, cpu - self._first.get((group, pid), 0.0))
+        used = {group: max(0.0, last[group] - self._first[group]) for group in self._groups}
+        used.update(exited or {})
         now = self._psutil.cpu_times()
         busy = sum(getattr(now, f) - getattr(self._machine, f) for f in ("user", "system", "nice", "irq", "softirq"))
         used["others"] = max(0.0, busy - sum(used.values()))
@@ -315,14 +325,16 @@ def run_plain(args: argparse.Namespace, stack: Stack, malloc: str | None = None)
     cmd = [sys.executable, "-m", "bench.chain_sync_e2e", "--child-plain", "--rpc", url, *_shared_flags(args)]
     env = {**os.environ, **({"LD_PRELOAD": malloc} if malloc else {})}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT, env=env)
-    meter = Meter({"anvil": [anvil_pid], "cryo": [proc.pid]}).start()
+    meter = Meter({"anvil": [anvil_pid]}).start()
+    reaped = resource.getrusage(resource.RUSAGE_CHILDREN)  # the child's CPU, once it is waited for
     try:
         out, _ = proc.communicate(timeout=3600)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    cpu = meter.stop()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = meter.stop({"cryo": after.ru_utime + after.ru_stime - reaped.ru_utime - reaped.ru_stime})
     if proc.returncode != 0:
         raise RuntimeError(f"plain cryo exited with {proc.returncode}")
     result = json.loads(out.strip().splitlines()[-1])
@@ -351,9 +363,19 @@ def _job_spec(args: argparse.Namespace, name: str, urls: list[str], blocks: int,
     })
 
 
+def _cryo_threads_env(setting: str, workers: int) -> dict[str, str]:
+    """Each worker's Cryo runtime size: by default the host's cores shared out, as plain Cryo has them all."""
+    if setting == "default":
+        return {}
+    from trace_core.worker import cryo_threads
+
+    threads = int(setting) if setting != "auto" else max(1, cryo_threads.cores() // workers)
+    return {"TRACE_WORKER_CRYO_THREADS": str(threads)}
+
+
 @contextlib.contextmanager
 def _platform(stack: Stack, label: str, workers: int, concurrency: int, log_level: str,
-              allocator: str) -> Iterator[dict[str, Any]]:
+              allocator: str, cryo_threads: str) -> Iterator[dict[str, Any]]:
     """A fresh database and bucket, the Lite host (no in-process workers) and ``workers`` worker processes."""
     from trace_core.lite import host_process, procs
 
@@ -365,7 +387,7 @@ def _platform(stack: Stack, label: str, workers: int, concurrency: int, log_leve
     env = {"TRACE_DATABASE_URL": url, "AWS_ENDPOINT_URL": stack.s3_url, "AWS_ACCESS_KEY_ID": "bench",
            "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1", "TRACE_DATASETS_BUCKET": bucket,
            "TRACE_HOME": str(stack.work / "home"), "TRACE_LOG_LEVEL": log_level,
-           "TRACE_WORKER_ALLOCATOR": allocator}
+           "TRACE_WORKER_ALLOCATOR": allocator, **_cryo_threads_env(cryo_threads, workers)}
     started: list[subprocess.Popen[bytes]] = []
     try:
         port = procs.free_port()
@@ -398,8 +420,10 @@ def run_trace(args: argparse.Namespace, stack: Stack, *, nodes: int, workers: in
     from trace_core.chainsync import jobs
 
     urls = [url for url, _ in stack.nodes[:nodes]]
-    with _platform(stack, label, workers, args.worker_concurrency, args.log_level,
-                   args.worker_allocator) as platform:
+    # Each worker runs its share of the job's ranges at once (max_inflight / workers), as the spec's sizing advises.
+    concurrency = -(-inflight // workers) if args.worker_concurrency == "auto" else int(args.worker_concurrency)
+    with _platform(stack, label, workers, concurrency, args.log_level,
+                   args.worker_allocator, args.cryo_threads) as platform:
         pids = [p.pid for p in platform["workers"]]
         baseline_rss = [_rss_mib(pid) for pid in pids]
         with psycopg.connect(platform["database_url"], autocommit=True, row_factory=dict_row) as conn:
@@ -514,7 +538,8 @@ def main() -> int:
     parser.add_argument("--scaling-blocks", type=int, help="blocks of the scaling runs (default --blocks)")
     parser.add_argument("--rss-sizes", type=int, nargs="*", default=[1_000, 20_000])
     parser.add_argument("--chunk-size", type=int, default=1_000, help="job chunk_size = Cryo chunk_size")
-    parser.add_argument("--worker-concurrency", type=int, default=8, help="operators per worker process")
+    parser.add_argument("--worker-concurrency", default="auto",
+                        help="operators per worker process: auto (the job's max_inflight / workers) or a number")
     parser.add_argument("--rps", type=int, default=100_000, help="requests_per_second (job and plain Cryo)")
     parser.add_argument("--concurrent-requests", type=int, default=8,
                         help="max_concurrent_requests (job and plain Cryo)")
@@ -523,6 +548,9 @@ def main() -> int:
     parser.add_argument("--cache-dir", type=Path, default=ROOT / ".trace-lite" / "bench-cache" / "chains")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"], help="workers' log level")
     parser.add_argument("--keep-logs", action="store_true", help="keep the work directory (logs) afterwards")
+    parser.add_argument("--cryo-threads", default="auto",
+                        help="TRACE_WORKER_CRYO_THREADS of each worker: auto (cores / workers), default (Cryo's: "
+                             "one per core) or a number")
     parser.add_argument("--worker-allocator", default="auto",
                         help="TRACE_WORKER_ALLOCATOR of the workers (auto, system or a library's path)")
     parser.add_argument("--no-plain-malloc", dest="plain_malloc", action="store_false",
@@ -603,7 +631,8 @@ def main() -> int:
     rows = _summary(results)
     summary = {"chain": {"seed": SEED, "blocks": chain_blocks, "transactions": info.transactions},
                "settings": {k: getattr(args, k) for k in ("chunk_size", "worker_concurrency", "rps",
-                                                          "concurrent_requests", "logs_window")},
+                                                          "concurrent_requests", "logs_window", "cryo_threads",
+                                                          "worker_allocator")},
                "cpus": os.cpu_count(), "bench_seconds": round(time.monotonic() - began), "summary": rows,
                "results": results}
     if args.json:
