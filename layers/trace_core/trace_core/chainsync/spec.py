@@ -49,7 +49,7 @@ class _Frozen(BaseModel):
 
 
 class RpcPool(_Frozen):
-    """Where and how fast to read the chain. Limits are passed to Cryo."""
+    """Where and how fast to read the chain. Limits are passed to Cryo, which applies them per range task."""
 
     urls: Annotated[list[str], Field(min_length=1)]
     requests_per_second: Annotated[int, Field(gt=0, le=100_000)] = 50
