@@ -2,28 +2,41 @@
 SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
+# SAM CLI (for the infra test of `sam local invoke`'s template lookup) pins boto3, click and pydantic
+# itself: it lives in its own locked environment (uv.lock's `sam` group) so the platform's pins stay ours.
+SAM_VENV := .venv-sam
 # cryo ships wheels for CPython 3.10-3.12: pick the first interpreter in range.
 PYTHON ?= $(shell for p in python3.12 python3.11 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] < (3, 13))' 2>/dev/null && { echo $$p; break; }; done)
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-all bench lint clean down
+.PHONY: install lock demo test test-all bench lint clean down
 
 install: $(VENV)/.installed node_modules/.installed
 
-$(VENV)/.installed: pyproject.toml
+# Everything installs from the locks: uv.lock (Python, with hashes) and package-lock.json (npm ci).
+# uv itself comes first, from requirements-uv.txt (hashed, derived from uv.lock).
+$(VENV)/.installed: pyproject.toml uv.lock requirements-uv.txt
 	@if [ -z "$(PYTHON)" ]; then echo "error: Trace needs Python 3.11 or 3.12 (cryo has no wheels for other versions)"; exit 1; fi
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip setuptools wheel
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r requirements-uv.txt
+	@# --locked: refuse a uv.lock that is out of step with pyproject.toml (never resolve anew here);
+	@# --inexact: keep pip, which the Lambda layer build uses.
+	UV_PROJECT_ENVIRONMENT=$(VENV) UV_PYTHON_DOWNLOADS=never $(BIN)/uv sync --locked --inexact --all-extras --quiet
+	UV_PROJECT_ENVIRONMENT=$(SAM_VENV) UV_PYTHON_DOWNLOADS=never $(BIN)/uv sync --locked --only-group sam \
+		--no-install-project --python $(PYTHON) --quiet
 	@touch $@
 
 node_modules/.installed: package.json package-lock.json
 	@command -v npm >/dev/null || { echo "error: npm not found: install Node.js 18+ (it brings npm)"; exit 1; }
-	@# The lock pins every version. Not `npm ci`: npm 11 leaves the other platforms' optional anvil
-	@# binaries out of the lock, and `npm ci` then refuses it as out of sync (docs/decisions/0004).
-	npm install --no-audit --no-fund --loglevel=error
+	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
+
+# After changing a dependency in pyproject.toml: re-resolve uv.lock and rewrite the files derived from it
+# (requirements-uv.txt, layers/trace_core/requirements-lambda.txt, services/requirements.txt).
+# `make lock ARGS=--upgrade` takes the newest versions pyproject.toml allows.
+lock: $(VENV)/.installed
+	scripts/lock.sh $(ARGS)
 
 demo: install
 	$(BIN)/trace-lite demo
@@ -37,7 +50,6 @@ test-all: install
 
 # Benchmarks against the reference tools (long; figures go to docs/benchmarks.md by hand).
 bench: install
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,bench]'
 	$(BIN)/python -m bench.dispatcher_throughput
 	$(BIN)/python -m bench.chain_sync_e2e
 	$(BIN)/python -m bench.ingest_rss
@@ -50,4 +62,4 @@ down:
 	-$(BIN)/trace-lite down
 
 clean: down
-	rm -rf $(VENV) node_modules .trace-lite cdk.out
+	rm -rf $(VENV) $(SAM_VENV) node_modules .trace-lite cdk.out

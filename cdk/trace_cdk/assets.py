@@ -2,7 +2,8 @@
 
 Run it through ``scripts/build_lambda_assets.sh`` (or ``python -m trace_cdk.assets``
 with ``cdk/`` on the path). Dependencies come from
-``layers/trace_core/requirements-lambda.txt`` as manylinux wheels for CPython 3.12
+``layers/trace_core/requirements-lambda.txt`` (exported from uv.lock by `make lock`: exact pins with
+hashes, the whole closure of the ``lambda`` dependency group) as manylinux wheels for CPython 3.12
 on x86_64 (``pip install --platform ... --only-binary=:all:``), whatever the
 build machine is. The function folders need no build: their code is the asset.
 
@@ -30,28 +31,29 @@ FORBIDDEN = ("boto3", "botocore", "s3transfer", "duckdb", "pyarrow", "cryo")
 LAYER_LIMIT_BYTES = 250 * 1024 * 1024  # Lambda's limit for a function and its layers, unzipped
 
 
-NO_DEPS_MARK = "# no-deps"
 
 
-def requirements(path: Path = REQUIREMENTS) -> tuple[list[str], list[str]]:
-    """The requirement lines of ``path``: (installed with their dependencies, marked ``# no-deps``)."""
-    with_deps: list[str] = []
-    no_deps: list[str] = []
+def requirements(path: Path = REQUIREMENTS) -> list[str]:
+    """The layer's pins (``name==version``) in ``path``, which `make lock` exports from uv.lock with hashes."""
+    pins: list[str] = []
     for raw in path.read_text().splitlines():
-        line, _, comment = raw.partition("#")
-        if line.strip():
-            (no_deps if f"#{comment}".strip() == NO_DEPS_MARK else with_deps).append(line.strip())
-    return with_deps, no_deps
+        if raw and not raw[0].isspace() and not raw.startswith("#"):
+            pins.append(raw.split(";")[0].rstrip(" \\"))
+    return pins
 
 
-def pip_command(packages: list[str], target: Path, *, deps: bool = True, python: str = sys.executable) -> list[str]:
-    """The pip invocation that installs ``packages`` as Lambda (CPython 3.12, x86_64) wheels into ``target``."""
+def pip_command(target: Path, *, requirements_file: Path = REQUIREMENTS, python: str = sys.executable) -> list[str]:
+    """The pip invocation that installs the layer's locked, hashed pins as Lambda (CPython 3.12, x86_64) wheels.
+
+    ``--no-deps``: the file is the whole closure already (boto3 and botocore left out on purpose), and
+    ``--require-hashes`` makes pip take exactly the locked files.
+    """
     command = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
                "--target", str(target), "--upgrade",
                "--implementation", "cp", "--python-version", PYTHON_VERSION, "--only-binary=:all:"]
     for platform in PLATFORMS:
         command += ["--platform", platform]
-    return command + ([] if deps else ["--no-deps"]) + packages
+    return command + ["--no-deps", "--require-hashes", "-r", str(requirements_file)]
 
 
 def copy_package(source: Path, site: Path) -> Path:
@@ -69,7 +71,7 @@ def check(site: Path) -> int:
             raise errors.AssetBuildError(
                 f"the layer contains {name}: it must not (in the Lambda runtime, or Fargate-only)",
                 package=name,
-                fix=f"remove the requirement that pulls {name} from {REQUIREMENTS.name}",
+                fix=f"keep {name} out of the lambda group in pyproject.toml (or add it to --no-emit-package in scripts/lock.sh), then `make lock`; it lands in {REQUIREMENTS.name}",
             )
     size = sum(path.stat().st_size for path in site.rglob("*") if path.is_file())
     if size > LAYER_LIMIT_BYTES:
@@ -87,19 +89,13 @@ def build(out: Path, *, deps: bool = True, python: str = sys.executable) -> Path
     shutil.rmtree(layer, ignore_errors=True)
     site.mkdir(parents=True)
     if deps:
-        with_deps, no_deps = requirements()
-        for packages, resolve in ((with_deps, True), (no_deps, False)):
-            if not packages:
-                continue
-            result = subprocess.run(
-                pip_command(packages, site, deps=resolve, python=python), capture_output=True, text=True, check=False
+        result = subprocess.run(pip_command(site, python=python), capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise errors.AssetBuildError(
+                f"pip could not install {REQUIREMENTS.name} for Lambda:\n{result.stderr.strip()[-2000:]}",
+                package="*",
+                fix="check the network, and that each pin has a manylinux wheel for CPython 3.12 (`make lock`)",
             )
-            if result.returncode != 0:
-                raise errors.AssetBuildError(
-                    f"pip could not install {REQUIREMENTS.name} for Lambda:\n{result.stderr.strip()[-2000:]}",
-                    package=" ".join(packages),
-                    fix="check the network and that each pin has a manylinux wheel for CPython 3.12",
-                )
     copy_package(PACKAGE, site)
     check(site)
     return layer

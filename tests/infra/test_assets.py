@@ -2,36 +2,62 @@
 
 from __future__ import annotations
 
-import importlib.metadata
+import os
 import re
+import subprocess
+import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 from trace_cdk import assets, errors
 
 REQUIREMENT = re.compile(r"^(?P<name>[A-Za-z0-9_.-]+)(\[[^\]]+\])?==(?P<version>\S+)$")
+ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_every_requirement_is_pinned_to_the_version_the_tests_run() -> None:
-    # GIVEN the layer's requirements (with and without dependencies)
-    with_deps, no_deps = assets.requirements()
-    assert no_deps == ["aws-xray-sdk==2.15.0", "wrapt==2.5.2"]
-    for line in with_deps + no_deps:
+def _locked_versions() -> dict[str, set[str]]:
+    """Each package's versions in uv.lock (a universal lock may hold two, one per Python version)."""
+    versions: dict[str, set[str]] = {}
+    for package in tomllib.loads((ROOT / "uv.lock").read_text())["package"]:
+        versions.setdefault(package["name"], set()).add(package.get("version", ""))
+    return versions
+
+
+def test_the_lock_and_every_file_derived_from_it_are_in_step() -> None:
+    # WHEN the lock is checked (offline) against pyproject.toml, and the derived requirement files against the lock
+    result = subprocess.run([str(ROOT / "scripts" / "lock.sh"), "--check"], capture_output=True, text=True,
+                            env={**os.environ, "UV": str(Path(sys.executable).with_name("uv"))}, check=False)
+    # THEN nothing is out of date (else: `make lock`)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("derived", ["layers/trace_core/requirements-lambda.txt", "services/requirements.txt",
+                                     "requirements-uv.txt"])
+def test_every_derived_pin_is_the_locked_version(derived: str) -> None:
+    # GIVEN a requirement file derived from uv.lock (the Lambda layer, the Fargate images, uv itself)
+    pins = assets.requirements(ROOT / derived)
+    locked = _locked_versions()
+    assert pins
+    for line in pins:
         match = REQUIREMENT.match(line)
-        # THEN each is an exact pin, equal to what this venv has installed (and the tests exercised)
-        assert match, f"{line!r}: pin an exact version"
-        assert importlib.metadata.version(match["name"]) == match["version"], line
+        # THEN each line is an exact pin of a version the lock holds for that package
+        assert match, f"{line!r}: not an exact pin"
+        assert match["version"] in locked[match["name"].lower().replace("_", "-")], line
+    # AND every pin carries hashes, so pip takes exactly the locked files
+    text = (ROOT / derived).read_text()
+    assert text.count("--hash=sha256:") >= len(pins)
 
 
-def test_no_forbidden_package_is_required() -> None:
-    with_deps, no_deps = assets.requirements()
-    names = {REQUIREMENT.match(line)["name"].lower() for line in with_deps + no_deps}  # type: ignore[index]
+def test_no_forbidden_package_is_in_the_layer() -> None:
+    names = {REQUIREMENT.match(line)["name"].lower() for line in assets.requirements()}  # type: ignore[index]
+    assert "pydantic" in names and "aws-lambda-powertools" in names
     assert not names & set(assets.FORBIDDEN)
 
 
-def test_pip_installs_manylinux_wheels_for_lambda_python(tmp_path: Path) -> None:
-    command = assets.pip_command(["pydantic==2.14.3"], tmp_path, deps=False)
-    assert command[-2:] == ["--no-deps", "pydantic==2.14.3"]
+def test_pip_installs_the_locked_hashed_manylinux_wheels_for_lambda_python(tmp_path: Path) -> None:
+    command = assets.pip_command(tmp_path)
+    assert command[-4:] == ["--no-deps", "--require-hashes", "-r", str(assets.REQUIREMENTS)]
     assert "--only-binary=:all:" in command
     assert command[command.index("--python-version") + 1] == assets.PYTHON_VERSION == "3.12"
     platforms = [command[i + 1] for i, arg in enumerate(command) if arg == "--platform"]
