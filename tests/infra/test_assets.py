@@ -85,3 +85,16 @@ def test_a_layer_with_a_forbidden_package_is_refused(tmp_path: Path, package: st
     # THEN the error names the package and how to fix it
     assert caught.value.details["package"] == package
     assert "requirements-lambda.txt" in caught.value.details["fix"]
+
+
+LOCKS = ["uv.lock", "package-lock.json", "requirements-uv.txt", "layers/trace_core/requirements-lambda.txt",
+         "services/requirements.txt", "pyproject.toml", "package.json"]
+
+
+@pytest.mark.skipif(not (ROOT / ".git").exists(), reason="checks the git checkout the tests run in")
+def test_installing_leaves_the_locks_as_committed() -> None:
+    # GIVEN a checkout on which `make install` has run (make test runs it first: uv sync --locked, npm ci)
+    # THEN the installs rewrote no lock: a fresh clone stays clean
+    result = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", *LOCKS],
+                            capture_output=True, text=True, check=True)
+    assert result.stdout == "", f"`make install` changed committed locks:\n{result.stdout}"
