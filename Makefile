@@ -10,7 +10,7 @@ PYTHON ?= $(shell for p in python3.12 python3.11 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] < (3, 13))' 2>/dev/null && { echo $$p; break; }; done)
 PYTEST_ARGS ?=
 
-.PHONY: install lock demo test test-all bench lint clean down
+.PHONY: install lock demo test test-all bench lint synth clean down
 
 install: $(VENV)/.installed node_modules/.installed
 
@@ -54,6 +54,11 @@ bench: install
 	$(BIN)/python -m bench.chain_sync_e2e
 	$(BIN)/python -m bench.ingest_rss
 	$(BIN)/python -m bench.query_service
+
+# The CloudFormation templates under cdk.out/ (offline; builds a trace_core-only layer when build/layer is
+# missing: `scripts/build_lambda_assets.sh` first for a deployable one, docs/deploy.md).
+synth: install
+	node_modules/.bin/cdk synth -c trace:stage=$(or $(STAGE),dev) --quiet
 
 lint: install
 	$(BIN)/ruff check layers functions cdk tests bench

@@ -1,8 +1,9 @@
 """The Trace CDK app: ``cdk synth`` / ``cdk deploy`` run this (see cdk.json and docs/deploy.md).
 
 Synthesis is offline: no AWS calls, no lookups, no Docker. The stage comes from
-context (``-c trace:stage=prod``); the Lambda layer must be built first
-(``scripts/build_lambda_assets.sh``).
+context (``-c trace:stage=prod``). Deploying needs the full Lambda layer
+(``scripts/build_lambda_assets.sh``); without it the app synthesizes with a
+trace_core-only layer and the template refuses deployment (``trace_cdk.layer``).
 """
 
 from __future__ import annotations

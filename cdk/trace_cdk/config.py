@@ -149,11 +149,16 @@ class StageConfig(BaseModel):
 
 
 class Assets(BaseModel):
-    """Where the Lambda assets are read from at synth (built by scripts/build_lambda_assets.sh)."""
+    """Where the Lambda assets are read from at synth.
+
+    ``layer_dir`` unset: ``build_dir/layer`` (scripts/build_lambda_assets.sh), or, when that
+    was never built, a trace_core-only layer the synthesis builds itself (``trace_cdk.layer``).
+    """
 
     model_config = _FROZEN
 
-    layer_dir: Path = REPO_ROOT / "build" / "layer"
+    layer_dir: Path | None = None
+    build_dir: Path = REPO_ROOT / "build"
     functions_dir: Path = REPO_ROOT / "functions"
     repo_root: Path = REPO_ROOT
 
@@ -197,15 +202,20 @@ def stage_config(stages: Any, stage: Any, *, account: Any = None, region: Any = 
 
 def from_context(get: Callable[[str], Any]) -> tuple[StageConfig, Assets]:
     """Read the stage and asset locations from CDK context (``app.node.try_get_context``)."""
+    # An empty value means unset, so `-c trace:account=$ACCOUNT` works offline with ACCOUNT empty.
     config = stage_config(
         get("trace:stages"),
         get("trace:stage"),
-        account=get("trace:account"),
-        region=get("trace:region"),
+        account=get("trace:account") or None,
+        region=get("trace:region") or None,
     )
     overrides = {
         key: value
-        for key, value in (("layer_dir", get("trace:layerDir")), ("functions_dir", get("trace:functionsDir")))
+        for key, value in (
+            ("layer_dir", get("trace:layerDir")),
+            ("build_dir", get("trace:buildDir")),
+            ("functions_dir", get("trace:functionsDir")),
+        )
         if value
     }
     return config, Assets.model_validate(overrides)

@@ -18,6 +18,7 @@ chain heads of follow_head jobs: it takes the RPC egress path of the Cryo worker
 from __future__ import annotations
 
 import dataclasses
+import typing
 from pathlib import Path
 
 from aws_cdk import Duration
@@ -58,12 +59,8 @@ SPECS: dict[str, FunctionSpec] = {
 SINK_VISIBILITY = Duration.seconds(6 * SPECS[names.SINK].timeout_seconds)
 
 
-def _title(folder: str) -> str:
-    return "".join(part.title() for part in folder.split("_"))
-
-
 def trace_core_layer(scope: Construct, construct_id: str, layer_dir: Path) -> lambda_.LayerVersion:
-    """The layer built by scripts/build_lambda_assets.sh: ``python/trace_core`` plus its Lambda dependencies."""
+    """The layer folder ``layer_dir`` (``python/trace_core``, plus its Lambda dependencies when fully built)."""
     if not (layer_dir / "python" / "trace_core" / "__init__.py").is_file():
         raise errors.AssetMissingError(
             f"the trace_core layer is not built: {layer_dir}/python/trace_core is missing",
@@ -81,7 +78,11 @@ def trace_core_layer(scope: Construct, construct_id: str, layer_dir: Path) -> la
 
 
 class TraceFunction(Construct):
-    """A Lambda function with Trace's defaults; ``.function`` is the function."""
+    """A Lambda function with Trace's defaults; ``.function`` is the function.
+
+    ``construct_id`` is also the function's CloudFormation logical id (``names.function_id``),
+    so it must be unique in the stack.
+    """
 
     def __init__(
         self,
@@ -105,7 +106,6 @@ class TraceFunction(Construct):
                 fix="write the handler (lambda_handler) or point -c trace:functionsDir at a folder that has it",
             )
         self.log_group = log_groups.log_group(self, "Logs", stage)
-        # The function repeats the construct id: `sam local invoke DispatcherApi` finds it by that name.
         self.function = lambda_.Function(
             self,
             construct_id,
@@ -124,6 +124,7 @@ class TraceFunction(Construct):
             description=description,
             tracing=lambda_.Tracing.DISABLED,
         )
+        typing.cast(lambda_.CfnFunction, self.function.node.default_child).override_logical_id(construct_id)
         nag.acknowledge(
             self.function,
             "AwsSolutions-L1",
@@ -147,6 +148,8 @@ class Functions(Construct):
         queues: queues.Queues,
     ) -> None:
         super().__init__(scope, construct_id)
+        if assets.layer_dir is None:  # stack.build resolves it (trace_cdk.layer)
+            raise errors.AssetMissingError("no layer folder was chosen", path="", fix="synthesize through stack.build")
         self.layer = trace_core_layer(self, "TraceCoreLayer", assets.layer_dir)
         self.functions: dict[str, lambda_.Function] = {}
         for folder, spec in SPECS.items():
@@ -159,7 +162,7 @@ class Functions(Construct):
             ) | environment.LAMBDA
             built = TraceFunction(
                 self,
-                _title(folder),
+                names.function_id(folder),
                 stage=stage,
                 code_dir=assets.functions_dir / folder,
                 description=f"Trace {stage.stage}: {spec.description}",
@@ -175,7 +178,7 @@ class Functions(Construct):
         for folder in (f for f, spec in SPECS.items() if spec.scheduled):
             events.Rule(
                 self,
-                f"{_title(folder)}Schedule",
+                f"{names.function_id(folder)}Schedule",
                 description=f"Trace {stage.stage}: run {folder} every minute",
                 schedule=events.Schedule.rate(SCHEDULE),
                 # A missed tick is covered by the next one: no retries, no stale runs.

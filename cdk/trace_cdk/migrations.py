@@ -17,7 +17,7 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 from trace_core.db import migrate
 
-from trace_cdk import config, environment, functions, log_groups, network
+from trace_cdk import config, environment, functions, log_groups, names, network
 from trace_cdk import data as data_mod
 
 HANDLER_DIR = Path(__file__).resolve().parents[1] / "handlers" / "migrations"
@@ -48,7 +48,7 @@ class Migrations(Construct):
         super().__init__(scope, construct_id)
         handler = functions.TraceFunction(
             self,
-            "SchemaMigrations",
+            names.SCHEMA_MIGRATIONS,
             stage=stage,
             code_dir=HANDLER_DIR,
             description=f"Trace {stage.stage}: applies schema migrations during deployment",

@@ -56,6 +56,18 @@ LEASE_REAPER = "lease_reaper"
 SINK = "sink"
 CHAIN_SYNC_PLANNER = "chain_sync_planner"
 FUNCTION_FOLDERS = (DISPATCHER_API, OUTBOX_DRAINER, LEASE_REAPER, SINK, CHAIN_SYNC_PLANNER)
+SCHEMA_MIGRATIONS = "SchemaMigrations"  # the migration handler (cdk/handlers/migrations)
+
+
+def function_id(folder: str) -> str:
+    """The construct id and CloudFormation logical id of ``functions/<folder>``: ``dispatcher_api`` -> ``DispatcherApi``.
+
+    Every Lambda function's logical id is its construct id, flat and stable, because
+    ``sam local invoke -t cdk.out/Trace-<stage>.template.json DispatcherApi`` looks a
+    function up by logical id: SAM reads a CDK construct id only from a path of the
+    form ``Stack/Id/Resource``, and ours are nested (decision 1306).
+    """
+    return "".join(part.title() for part in folder.split("_"))
 
 # ---------------------------------------------------------------- Fargate services
 QUERY = "query"

@@ -9,17 +9,33 @@ by their removal policies instead (see docs/decisions/0401-one-stack-per-stage.m
 
 from __future__ import annotations
 
+import sys
+
 import aws_cdk as cdk
 from constructs import Construct
 
-from trace_cdk import api, config, functions, migrations, nag, names, network, observability, queues, services
+from trace_cdk import (
+    api,
+    config,
+    functions,
+    layer,
+    migrations,
+    nag,
+    names,
+    network,
+    observability,
+    queues,
+    services,
+)
 from trace_cdk import data as data_mod
 
 
 class TraceStack(cdk.Stack):
     """Network, data, queues, functions, migrations, services, API and observability of one stage."""
 
-    def __init__(self, scope: Construct, *, stage: config.StageConfig, assets: config.Assets) -> None:
+    def __init__(
+        self, scope: Construct, *, stage: config.StageConfig, assets: config.Assets, deployable: bool = True
+    ) -> None:
         super().__init__(
             scope,
             names.stack_id(stage.stage),
@@ -59,6 +75,8 @@ class TraceStack(cdk.Stack):
         )
         self._outputs()
         self._acknowledge()
+        if not deployable:
+            layer.refuse_deployment(self)
 
     def _outputs(self) -> None:
         outputs = {
@@ -94,8 +112,17 @@ class TraceStack(cdk.Stack):
 
 
 def build(app: cdk.App) -> TraceStack:
-    """The stack of the stage selected in the app's context, with cdk-nag attached to the app."""
+    """The stack of the stage selected in the app's context, with cdk-nag attached to the app.
+
+    Without a built layer, a trace_core-only one is built and the template refuses deployment
+    (``trace_cdk.layer``); what was done is said on stderr.
+    """
     stage, assets = config.from_context(app.node.try_get_context)
-    stack = TraceStack(app, stage=stage, assets=assets)
+    chosen = layer.resolve(assets)
+    if chosen.note:
+        print(chosen.note, file=sys.stderr)
+    stack = TraceStack(
+        app, stage=stage, assets=assets.model_copy(update={"layer_dir": chosen.path}), deployable=chosen.deployable
+    )
     nag.check(app)
     return stack

@@ -50,7 +50,8 @@ class Synthesized:
         return {k: v for k, v in self.resources.items() if v["Type"] == cfn_type}
 
     def logical_id(self, construct: Any) -> str:
-        return self.stack.resolve(self.stack.get_logical_id(construct.node.default_child))
+        # The element's own id honours override_logical_id (stack.get_logical_id would not).
+        return self.stack.resolve(construct.node.default_child.logical_id)
 
 
 def cdk_context() -> dict[str, Any]:

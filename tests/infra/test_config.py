@@ -83,3 +83,12 @@ def test_asset_locations_come_from_context(tmp_path) -> None:
     _, assets = config.from_context(context.get)
     assert assets.layer_dir == tmp_path
     assert assets.functions_dir == config.REPO_ROOT / "functions"
+
+
+def test_an_empty_account_or_region_on_the_command_line_means_unset(tmp_path) -> None:
+    # `-c trace:account=$ACCOUNT` with ACCOUNT empty, as docs/deploy.md runs it offline
+    context = {"trace:stages": _stages(), "trace:stage": "dev", "trace:account": "", "trace:region": "",
+               "trace:buildDir": str(tmp_path)}
+    stage, assets = config.from_context(context.get)
+    assert stage.account is None and stage.region == _stages()["dev"]["region"]
+    assert assets.build_dir == tmp_path and assets.layer_dir is None
