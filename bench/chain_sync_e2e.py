@@ -642,4 +642,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from trace_core.worker import process_exit  # child modes run Cryo in this process (decision 1302)
+
+    sys.exit(process_exit.entry_point(main)())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
 
@@ -34,3 +35,20 @@ def _clean_settings_cache():
     settings.get.cache_clear()
     yield
     settings.get.cache_clear()
+
+
+# The ingest tests run Cryo inside this process: end it as every process of ours that ran Cryo ends
+# (docs/decisions/1302), so Cryo's threads can never crash pytest's exit after a green run.
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    session.config.stash[_EXIT_STATUS] = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    from trace_core.worker import process_exit
+
+    if "cryo" in sys.modules and _EXIT_STATUS in config.stash:
+        process_exit.end(config.stash[_EXIT_STATUS])
+
+
+_EXIT_STATUS = pytest.StashKey[int]()
