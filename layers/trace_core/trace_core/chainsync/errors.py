@@ -15,3 +15,15 @@ class SpecError(ChainSyncError):
 
 class JobNotFoundError(ChainSyncError):
     """No chain_sync job has that name."""
+
+
+class RpcUnreachableError(ChainSyncError):
+    """An RPC URL of the pool did not answer. ``url`` is already redacted."""
+
+
+class ChainIdMismatchError(ChainSyncError):
+    """An RPC URL serves another chain than the spec's ``chain_id``. ``url`` is already redacted."""
+
+
+class JobInFlightError(ChainSyncError):
+    """The job still has range tasks queued or running; ``fix`` says how to let them finish."""

@@ -134,3 +134,64 @@ UPDATE state.sync_streams SET last_error = %(message)s, updated_at = now() WHERE
 -- name: clear_rpc_error
 UPDATE state.sync_streams SET last_error = NULL, updated_at = now()
 WHERE job_id = %(job_id)s AND last_error LIKE 'rpc: %%';
+
+-- ---------------------------------------------------------------- deleting a job (deletion.py)
+
+-- name: job_tasks_by_status
+SELECT status, count(*) AS n FROM state.tasks WHERE job_id = %(job_id)s GROUP BY status;
+
+-- name: job_versions
+-- Every dataset version the job's ledger points at or its tasks created, committed or superseded.
+SELECT v.dataset_version, v.dataset_uuid, d.key AS dataset_key, v.range_start, v.range_end, v.status,
+       v.superseded_at, v.storage_prefix
+FROM state.dataset_versions v JOIN state.datasets d USING (dataset_uuid)
+WHERE v.dataset_version IN (SELECT dataset_version FROM state.sync_ranges
+                            WHERE job_id = %(job_id)s AND dataset_version IS NOT NULL)
+   OR v.created_by_task IN (SELECT task_id FROM state.tasks WHERE job_id = %(job_id)s)
+ORDER BY d.key, v.range_start, v.dataset_version;
+
+-- name: delete_job_ranges
+DELETE FROM state.sync_ranges WHERE job_id = %(job_id)s;
+
+-- name: delete_job_streams
+DELETE FROM state.sync_streams WHERE job_id = %(job_id)s;
+
+-- name: forget_version_tasks
+-- Kept versions outlive the tasks that made them (their manifests hold no task either).
+UPDATE state.dataset_versions SET created_by_task = NULL, created_by_attempt = NULL
+WHERE dataset_version = ANY(%(versions)s) AND created_by_task IS NOT NULL;
+
+-- name: delete_versions
+DELETE FROM state.dataset_versions WHERE dataset_version = ANY(%(versions)s);
+
+-- name: delete_empty_datasets
+DELETE FROM state.datasets d
+WHERE d.dataset_uuid = ANY(%(dataset_uuids)s)
+  AND NOT EXISTS (SELECT 1 FROM state.dataset_versions v WHERE v.dataset_uuid = d.dataset_uuid)
+RETURNING d.key;
+
+-- name: delete_job_outbox
+-- Wake-ups of the job's tasks, published or not (a published one finds nothing to claim).
+DELETE FROM state.outbox
+WHERE payload ->> 'task_id' IN (SELECT task_id::text FROM state.tasks WHERE job_id = %(job_id)s);
+
+-- name: delete_job_dead_tasks
+DELETE FROM state.dead_tasks WHERE task_id IN (SELECT task_id FROM state.tasks WHERE job_id = %(job_id)s);
+
+-- name: delete_job_attempts
+DELETE FROM state.task_attempts WHERE task_id IN (SELECT task_id FROM state.tasks WHERE job_id = %(job_id)s);
+
+-- name: delete_job_tasks
+DELETE FROM state.tasks WHERE job_id = %(job_id)s;
+
+-- name: delete_job
+DELETE FROM state.jobs WHERE job_id = %(job_id)s;
+
+-- ---------------------------------------------------------------- lost versions (planner.recover_lost)
+
+-- name: committed_ranges_of_versions
+-- The job's committed ranges whose dataset version the store no longer holds.
+SELECT range_id, dataset, range_start, range_end, generation, dataset_version
+FROM state.sync_ranges
+WHERE job_id = %(job_id)s AND status = 'committed' AND dataset_version = ANY(%(versions)s)
+ORDER BY range_start, dataset;

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from trace_core import errors
+from trace_core import errors, redact
 from trace_core.chain import artifacts, seeder
 from trace_core.chain import info as chain_info
 from trace_core.cli import context
@@ -81,7 +81,7 @@ def _table(chain: chain_info.ChainInfo) -> Table:
     table = Table(title=f"Seeded chain (seed {chain.seed})", show_header=False)
     table.add_column("what")
     table.add_column("value")
-    table.add_row("rpc url", chain.rpc_url)
+    table.add_row("rpc url", redact.url(chain.rpc_url))
     table.add_row("chain id", str(chain.chain_id))
     table.add_row("blocks", f"{chain.first_block}..{chain.last_block} (end-exclusive {chain.end_block})")
     table.add_row("transactions", str(chain.transactions))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
@@ -15,8 +16,10 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from trace_core import redact
 from trace_core.chainsync import chain_reader, jobs, spec as spec_mod
 from trace_core.cli import context, stack as stack_cli
+from trace_core.lite import durability
 from trace_core.settings import Settings
 
 console = Console()
@@ -28,6 +31,7 @@ def register(app: typer.Typer) -> None:
     app.command()(datasets)
     app.add_typer(chain_sync_app, name="chain-sync")
     stack_cli.STATUS_SECTIONS.append(status_section)
+    stack_cli.STATUS_JSON_SECTIONS.append(status_json)
 
 
 def _connect(settings: Settings | None = None) -> psycopg.Connection[Any]:
@@ -36,15 +40,23 @@ def _connect(settings: Settings | None = None) -> psycopg.Connection[Any]:
 
 
 def apply(file: Path = typer.Option(..., "--file", "-f", exists=True, dir_okay=False, help="Job spec (YAML).")) -> None:
-    """Validate a chain_sync spec and upsert its job; re-applying the same file changes nothing."""
+    """Validate a chain_sync spec and upsert its job; re-applying the same file changes nothing.
+
+    Every RPC URL of the pool must answer eth_chainId with the spec's chain_id.
+    """
     settings = context.settings()
     environ = dict(os.environ)
     if settings.rpc_url:
         environ.setdefault("TRACE_RPC_URL", settings.rpc_url)
     spec = spec_mod.parse(file.read_text(), environ=environ)
+    chain_reader.check_pool(spec.rpc.urls, spec.chain_id)
     with _connect() as conn:
-        result = jobs.apply(conn, spec, chain_reader.RpcChainReader(spec.rpc.urls))
-    console.print(f"job {spec.name}: {result.outcome} ({result.scheduled} range tasks scheduled)")
+        result = jobs.apply(conn, spec, chain_reader.RpcChainReader(spec.rpc.urls),
+                            store=durability.datasets_store(settings))
+    pool = ", ".join(redact.url(u) for u in spec.rpc.urls)
+    lost = f"; re-extracting {result.recovered} lost dataset version(s)" if result.recovered else ""
+    console.print(f"job {spec.name}: {result.outcome} ({result.scheduled} range tasks scheduled; chain "
+                  f"{spec.chain_id} at {pool}{lost})", highlight=False)
 
 
 @chain_sync_app.command()
@@ -92,7 +104,7 @@ def _progress_table(conn: psycopg.Connection[Any], name: str) -> tuple[Table, bo
     for s in streams:
         span = (s.target - s.from_block) if s.target is not None else None
         pct = f"{100 * s.done_blocks / span:.0f}%" if span else "-"
-        error = s.last_error or ""
+        error = redact.text(s.last_error or "")
         if s.broken_at is not None:
             error = f"[red]BROKEN at {s.broken_at}[/]: {error}"
         table.add_row(s.dataset_key, str(s.cursor), str(s.target) if s.target is not None else "head", pct,
@@ -108,7 +120,18 @@ def _plain_lines(conn: psycopg.Connection[Any], name: str) -> None:
         broken = f" broken_at={s.broken_at}" if s.broken_at is not None else ""
         print(f"  {s.dataset_key}: cursor={s.cursor} target={s.target} queued={s.queued} running={s.running} "
               f"committed={s.committed} failed={s.failed} blocks_per_s={s.blocks_per_second:.0f} "
-              f"eta={_eta(s.eta_seconds)}{broken} last_error={s.last_error or '-'}")
+              f"eta={_eta(s.eta_seconds)}{broken} last_error={redact.text(s.last_error or '-')}")
+
+
+def status_json(settings: Settings, options: stack_cli.StatusOptions) -> dict[str, Any]:
+    """`status --json`'s ``jobs``: each chain_sync job's status and its streams' progress."""
+    with _connect(settings) as conn:
+        names = [options.job] if options.job else [j["name"] for j in jobs.list_jobs(conn)]
+        found = [jobs.progress(conn, name) for name in names]
+    return {"jobs": [{"name": name, "status": job["status"],
+                      "streams": [{**dataclasses.asdict(s), "last_error": redact.text(s.last_error or "") or None}
+                                  for s in streams]}
+                     for name, (job, streams) in zip(names, found)]}
 
 
 def status_section(out: Console, settings: Settings, options: stack_cli.StatusOptions) -> None:

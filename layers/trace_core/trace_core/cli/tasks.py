@@ -12,6 +12,7 @@ from psycopg.rows import dict_row
 from rich.console import Console
 from rich.table import Table
 
+from trace_core import redact
 from trace_core.cli import context
 from trace_core.cli import stack as stack_cli
 from trace_core.dispatcher import models, tasks
@@ -46,7 +47,8 @@ def _payload(text: str) -> dict[str, Any]:
 
 
 def _task_dict(task: models.Task) -> dict[str, Any]:
-    return task.model_dump(mode="json")
+    """The task as shown: URLs in its payload (a sync's RPC pool), outputs and error redacted."""
+    return json.loads(redact.text(json.dumps(task.model_dump(mode="json"))))  # type: ignore[no-any-return]
 
 
 @task_app.command("create")
@@ -92,7 +94,7 @@ def list_(
         table.add_column(column)
     for task in found:
         table.add_row(str(task.task_id), task.operator, task.status, f"{task.attempt}/{task.max_attempts}",
-                      task.updated_at.strftime("%H:%M:%S"), (task.last_error or "")[:60])
+                      task.updated_at.strftime("%H:%M:%S"), redact.text(task.last_error or "")[:60])
     console.print(table if found else "no tasks")
 
 
@@ -110,18 +112,19 @@ def get(
         task = tasks.get(conn, parsed)
         tried = tasks.attempts(conn, parsed)
     if as_json:
-        print(json.dumps({**_task_dict(task), "attempts": tried}, default=str))
+        print(redact.text(json.dumps({**_task_dict(task), "attempts": tried}, default=str)))
         return
+    shown = _task_dict(task)
     console.print(f"task {task.task_id}: {task.operator} [bold]{task.status}[/] attempt {task.attempt}/"
                   f"{task.max_attempts}")
-    console.print(f"  payload: {json.dumps(task.payload)}")
+    console.print(f"  payload: {json.dumps(shown['payload'])}", markup=False)
     if task.outputs is not None:
-        console.print(f"  outputs: {json.dumps(task.outputs)}")
+        console.print(f"  outputs: {json.dumps(shown['outputs'])}", markup=False)
     if task.last_error:
-        console.print(f"  last error: {task.last_error}")
+        console.print(f"  last error: {shown['last_error']}", markup=False)
     for attempt in tried:
         console.print(f"  attempt {attempt['attempt']} by {attempt['worker_id']}: {attempt['outcome'] or 'running'}"
-                      + (f" ({attempt['error']})" if attempt["error"] else ""))
+                      + (f" ({redact.text(attempt['error'])})" if attempt["error"] else ""), markup=False)
 
 
 def summary(settings: Settings) -> dict[str, int]:

@@ -10,6 +10,7 @@ from typing import Any
 
 import typer
 
+from trace_core import redact
 from trace_core.cli import context
 from trace_core.db import pool
 from trace_core.queue import factory
@@ -23,11 +24,17 @@ def register(app: typer.Typer) -> None:
     app.command()(host)
 
 
+class _RedactingFormatter(logging.Formatter):
+    """Log lines with secrets in URLs masked (an RPC key in an error message, a password in a DSN)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact.text(super().format(record))
+
+
 def _logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level, stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s",
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_RedactingFormatter("%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s"))
+    logging.basicConfig(level=settings.log_level, handlers=[handler])
 
 
 def worker(

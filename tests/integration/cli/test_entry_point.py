@@ -1,0 +1,30 @@
+"""The installed `trace-lite` script, run as a user runs it: usage errors are short and exit 2."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TRACE_LITE = str(Path(sys.executable).parent / "trace-lite")
+
+
+def _run(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([TRACE_LITE, *args], check=False, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "TRACE_HOME": str(home)})
+
+
+def test_version(tmp_path: Path) -> None:
+    done = _run("--version", home=tmp_path)
+    assert done.returncode == 0 and done.stdout.startswith("trace-lite ") and done.stderr == ""
+
+
+@pytest.mark.parametrize("args", [["apply", "--bogus"], ["task", "list", "--limit", "many"], ["nope"]])
+def test_usage_errors_are_two_lines_and_exit_2(tmp_path: Path, args: list[str]) -> None:
+    done = _run(*args, home=tmp_path)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("error: trace-lite") and lines[1].startswith("  fix: see `")
