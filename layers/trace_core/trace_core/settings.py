@@ -39,7 +39,10 @@ class Settings(BaseSettings):
         "password for database_url, which carries no password there.",
     )
     db_pool_max: Annotated[int, Field(ge=1, le=200)] = 10
-    home: Path = Field(default=Path(".trace-lite"), description="Lite state directory.")
+    home: Path = Field(
+        default_factory=lambda: find_home(Path.cwd()),
+        description="Lite state directory; unset: found from the working directory (find_home).",
+    )
 
     # --- AWS APIs (standard variables, read as they are) ---
     aws_endpoint_url: str | None = Field(
@@ -99,6 +102,24 @@ class Settings(BaseSettings):
     query_workers: Annotated[int, Field(ge=1, le=64)] = Field(default=2, description="Sandboxed DuckDB worker processes.")
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+HOME_DIR = ".trace-lite"
+# A directory holding one of these is a project root: the search for a stack stops there.
+_PROJECT_MARKERS = (".git", "pyproject.toml")
+
+
+def find_home(cwd: Path) -> Path:
+    """Where the Lite stack of the project around ``cwd`` lives (docs/decisions/1304).
+
+    The nearest ``.trace-lite`` directory in ``cwd`` or above it, so every command finds the stack
+    from any subdirectory; the search stops at the project root (a ``.git`` or ``pyproject.toml``),
+    whose ``.trace-lite`` is the answer then; with no project around, ``cwd/.trace-lite``.
+    """
+    for directory in (cwd, *cwd.parents):
+        if (directory / HOME_DIR).is_dir() or any((directory / m).exists() for m in _PROJECT_MARKERS):
+            return directory / HOME_DIR
+    return cwd / HOME_DIR
 
 
 def _unknown_variables(environ: Mapping[str, str]) -> list[str]:

@@ -96,6 +96,7 @@ def start(data_dir: Path, port: int, *, fast: bool = False, timeout: int = 30) -
     """
     data_dir = data_dir.resolve()  # the server runs in its data dir: relative paths would dangle
     init(data_dir)
+    _drop_stale_pidfile(data_dir)
     # TCP on loopback only; no Unix socket (its path length is capped, and we never use it).
     options = f"-h 127.0.0.1 -p {port} -c unix_socket_directories=''"
     if fast:
@@ -117,6 +118,18 @@ def start(data_dir: Path, port: int, *, fast: bool = False, timeout: int = 30) -
     pid = pid_of(data_dir)
     assert pid is not None
     return pid
+
+
+def _drop_stale_pidfile(data_dir: Path) -> None:
+    """Remove the lock of a postmaster that was killed and is dead but not yet reaped.
+
+    Postgres itself drops a lock whose pid is gone, but refuses one whose pid still exists, and a
+    killed postmaster stays a zombie until its parent (init, for the orphans of `trace-lite up`) reaps
+    it, which some inits do late: `up` could not restart it until then.
+    """
+    pid = pid_of(data_dir)
+    if pid is not None and not procs.alive(pid):
+        (data_dir / "postmaster.pid").unlink(missing_ok=True)
 
 
 def pid_of(data_dir: Path) -> int | None:

@@ -53,7 +53,16 @@ def alive(pid: int) -> bool:
         waited, _ = os.waitpid(pid, os.WNOHANG)
         return waited == 0
     except ChildProcessError:
-        return True
+        return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """Dead but not yet reaped: the orphans of `trace-lite up` wait for an init that may be slow to reap."""
+    try:
+        # The state letter follows the command name in parentheses, which may itself hold spaces.
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def stop(pid: int, *, timeout: float = 10.0) -> None:

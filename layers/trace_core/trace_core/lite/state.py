@@ -1,7 +1,10 @@
 """The Lite state file: what `trace-lite up` started, where, and with which pid.
 
 `down` stops exactly what is recorded here with ``managed: true``; other
-commands read it to find the running stack's endpoints.
+commands read it to find the running stack's endpoints. ``managed`` also tells
+`up` what it may restart: a managed component that died is started again by
+Lite (Postgres on the same data directory); an unmanaged one is a URL the user
+configured in the environment, which Lite never starts or stops.
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from trace_core import errors
 
 FILE_NAME = "state.json"
 
@@ -20,7 +25,7 @@ class ComponentRecord(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str
-    managed: bool
+    managed: bool  # true: Lite started it (and restarts it); false: the environment named it
     url: str
     pid: int | None = None
     port: int | None = None
@@ -41,7 +46,14 @@ def read(home: Path) -> StackState:
     file = path(home)
     if not file.exists():
         return StackState()
-    return StackState.model_validate_json(file.read_text())
+    try:
+        return StackState.model_validate_json(file.read_text())
+    except ValidationError as exc:
+        raise errors.ComponentError(
+            f"the Lite state file {file} is unreadable ({exc.errors()[0]['msg']})",
+            component="state",
+            fix=f"stop what it started by hand, then delete {file} and run `trace-lite up`",
+        ) from exc
 
 
 def write(home: Path, state: StackState) -> None:
