@@ -12,6 +12,7 @@ from psycopg.types.json import Jsonb
 
 from trace_core.chainsync import chain_reader, errors, planner
 from trace_core.chainsync import spec as spec_mod
+from trace_core.datasets import availability, objectstore
 from trace_core.db import queries
 
 _Q = queries.load("trace_core.chainsync")
@@ -22,6 +23,7 @@ class ApplyResult:
     job_id: UUID
     outcome: Literal["created", "updated", "unchanged"]
     scheduled: int
+    recovered: int = 0  # committed versions re-extracted because the store lost their objects
 
 
 def _initial_target(spec: spec_mod.ChainSyncSpec) -> int | None:
@@ -29,8 +31,40 @@ def _initial_target(spec: spec_mod.ChainSyncSpec) -> int | None:
 
 
 def apply(conn: psycopg.Connection[Any], spec: spec_mod.ChainSyncSpec,
-          reader: chain_reader.ChainReader | None = None) -> ApplyResult:
-    """Upsert the job named by ``spec`` and plan its first ranges. Re-applying the same spec changes nothing."""
+          reader: chain_reader.ChainReader | None = None,
+          store: objectstore.ObjectStore | None = None) -> ApplyResult:
+    """Upsert the job named by ``spec`` and plan its first ranges. Re-applying the same spec changes nothing.
+
+    With ``store`` (the datasets bucket), committed ranges whose objects the store lost are
+    re-extracted (:func:`recover_lost_versions`), so a completed job never stands on data
+    that cannot be read; ``ApplyResult.recovered`` counts them.
+    """
+    result = _apply(conn, spec, reader)
+    if store is None:
+        return result
+    lost = recover_lost_versions(conn, store, result.job_id)
+    return dataclasses.replace(result, recovered=len(lost))
+
+
+def recover_lost_versions(conn: psycopg.Connection[Any], store: objectstore.ObjectStore,
+                          job_id: UUID | None = None) -> list[availability.Unreadable]:
+    """Find the committed versions of the job's datasets (every chain_sync job's, without ``job_id``) that the
+    store no longer holds in full, and re-extract their ranges; returns them."""
+    jobs = [j for j in list_jobs(conn) if job_id is None or j["job_id"] == job_id]
+    specs = [spec_mod.ChainSyncSpec.model_validate(j["spec"]) for j in jobs]
+    keys = sorted({spec.dataset_key(d) for spec in specs for d in spec.datasets})
+    if not keys:
+        return []
+    lost = availability.unreadable_versions(conn, store, keys)  # reads only: no row lock across the listing
+    versions = {u.dataset_version for u in lost}
+    for job in jobs:
+        planner.recover_lost(conn, job["job_id"], versions)
+    conn.commit()
+    return lost
+
+
+def _apply(conn: psycopg.Connection[Any], spec: spec_mod.ChainSyncSpec,
+           reader: chain_reader.ChainReader | None) -> ApplyResult:
     with conn.transaction():
         existing = conn.execute(_Q["job_by_name"], {"name": spec.name}).fetchone()
         if existing is not None and existing["kind"] != "chain_sync":

@@ -25,6 +25,7 @@ from uuid import UUID
 
 import psycopg
 
+from trace_core import redact
 from trace_core.chainsync import chain_reader, spec as spec_mod
 from trace_core.db import queries
 from trace_core.dispatcher import models as task_models
@@ -32,6 +33,7 @@ from trace_core.dispatcher import tasks
 
 OPERATOR = "cryo_ingest"
 RPC_ERROR_PREFIX = "rpc: "
+LOST_PREFIX = "lost: "  # last_error of a stream re-extracting ranges the store lost (recover_lost)
 _Q = queries.load("trace_core.chainsync")
 
 
@@ -229,6 +231,8 @@ def advance(conn: psycopg.Connection[Any], job_id: UUID) -> None:
             cursor, cursor_hash = rng["range_end"], rng["last_hash"]
         if broken_at is None and stream["last_error"] and stream["last_error"].startswith("hash link broken"):
             last_error = None
+        if cursor > stream["cursor"] and last_error and last_error.startswith(LOST_PREFIX):
+            last_error = None  # the first lost range is back (recover_lost put the cursor at it)
         conn.execute(_Q["update_stream"], {**stream, "cursor": cursor, "cursor_hash": cursor_hash,
                                            "broken_at": broken_at, "last_error": last_error})
 
@@ -281,6 +285,54 @@ def repair(conn: psycopg.Connection[Any], job_id: UUID, chain: chain_reader.Chai
     return superseded
 
 
+def recover_lost(conn: psycopg.Connection[Any], job_id: UUID, lost: set[str]) -> int:
+    """Re-extract the job's committed ranges whose dataset version is in ``lost`` (unreadable in the store).
+
+    A lost range is not done: it is superseded with its version (as after a reorg), each
+    stream's cursor goes back to its first lost range (so queries are no longer granted
+    what cannot be read), a completed job becomes active again, and the range is planned
+    anew under the next generation. The ranges after it stay committed; the cursor walks
+    over them again once the gap is filled. Returns the number of ranges superseded.
+    """
+    if not lost:
+        return 0
+    with conn.transaction():
+        job = conn.execute(_Q["lock_job"], {"job_id": job_id}).fetchone()
+        if job is None:
+            return 0
+        rows = conn.execute(_Q["committed_ranges_of_versions"], {"job_id": job_id, "versions": sorted(lost)}).fetchall()
+        if not rows:
+            return 0
+        spec = spec_mod.ChainSyncSpec.model_validate(job["spec"])
+        streams = {s["dataset"]: s for s in conn.execute(_Q["streams"], {"job_id": job_id}).fetchall()}
+        redo: dict[tuple[int, int, int], list[dict[str, Any]]] = {}
+        for rng in rows:
+            conn.execute(_Q["supersede_range"], {"range_id": rng["range_id"]})
+            conn.execute(_Q["supersede_version"], {"dataset_version": rng["dataset_version"]})
+            redo.setdefault((rng["range_start"], rng["range_end"], rng["generation"] + 1), []).append(
+                streams[rng["dataset"]])
+        for dataset, stream in streams.items():
+            gone = [r for r in rows if r["dataset"] == dataset]
+            if not gone:
+                continue
+            earliest = min(r["range_start"] for r in gone)
+            cursor, cursor_hash = stream["cursor"], stream["cursor_hash"]
+            if earliest < cursor:
+                before = conn.execute(_Q["committed_below"], {"job_id": job_id, "dataset": dataset,
+                                                               "below": earliest}).fetchone()
+                cursor, cursor_hash = earliest, before["last_hash"] if before else None
+            conn.execute(_Q["update_stream"], {
+                **stream, "cursor": cursor, "cursor_hash": cursor_hash, "broken_at": None,
+                "last_error": f"{LOST_PREFIX}re-extracting {len(gone)} range(s) whose objects are missing from the "
+                              f"store, from block {earliest}",
+            })
+        if job["status"] == "completed":
+            conn.execute(_Q["set_job_status"], {"job_id": job_id, "status": "active"})
+        for (start, end, generation), group in sorted(redo.items(), key=lambda item: item[0]):
+            _schedule(conn, spec, job_id, [dict(s) for s in group], start, end, generation)
+    return len(rows)
+
+
 def scheduled_tick(conn: psycopg.Connection[Any], make_reader: Any = None) -> dict[str, TickResult]:
     """The dispatcher's periodic planner pass over every active chain_sync job."""
     results = {}
@@ -305,4 +357,4 @@ def scheduled_tick(conn: psycopg.Connection[Any], make_reader: Any = None) -> di
 def record_error(conn: psycopg.Connection[Any], job_id: UUID, message: str) -> None:
     """Show ``message`` as the last error of every stream of the job (e.g. its RPC is unreachable)."""
     with conn.transaction():
-        conn.execute(_Q["record_error"], {"job_id": job_id, "message": f"{RPC_ERROR_PREFIX}{message}"})
+        conn.execute(_Q["record_error"], {"job_id": job_id, "message": f"{RPC_ERROR_PREFIX}{redact.text(message)}"})

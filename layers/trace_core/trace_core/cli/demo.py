@@ -25,7 +25,7 @@ from trace_core.cli import analytics as analytics_cli
 from trace_core.cli import chainsync as chainsync_cli
 from trace_core.cli import context
 from trace_core.cli import stack as stack_cli
-from trace_core.lite import anvil, stack
+from trace_core.lite import anvil, durability, stack
 
 # Piped output (CI logs, `| tee`) gets room for the wide progress and analytics tables.
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -65,9 +65,12 @@ def job_spec(info: chain.ChainInfo, rpc_url: str) -> spec_mod.ChainSyncSpec:
 
 
 def _sync(settings: Any, spec: spec_mod.ChainSyncSpec, timeout: float) -> None:
+    chain_reader.check_pool(spec.rpc.urls, spec.chain_id)
     with psycopg.connect(settings.database_url, row_factory=dict_row) as conn:
-        result = jobs.apply(conn, spec, chain_reader.RpcChainReader(spec.rpc.urls))
-        console.print(f"job {spec.name}: {result.outcome}; syncing [{spec.mode.from_block}, "
+        result = jobs.apply(conn, spec, chain_reader.RpcChainReader(spec.rpc.urls),
+                            store=durability.datasets_store(settings))
+        lost = f" (re-extracting {result.recovered} lost dataset version(s))" if result.recovered else ""
+        console.print(f"job {spec.name}: {result.outcome}{lost}; syncing [{spec.mode.from_block}, "
                       f"{spec.mode.to_block}) in ranges of {spec.chunk_size} blocks")
         deadline = time.monotonic() + timeout
         table, finished = chainsync_cli._progress_table(conn, spec.name)
@@ -111,7 +114,7 @@ def demo(
     started = time.monotonic()
     console.rule("[bold]1. The Lite stack")
     stack.up(context.settings())
-    console.print(stack_cli._health_table())
+    console.print(stack_cli._health_table(stack.status(context.settings())))
     settings = context.settings()
 
     console.rule("[bold]2. A Monad-like local chain")

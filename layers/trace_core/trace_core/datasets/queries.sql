@@ -79,3 +79,13 @@ LIMIT %(limit)s;
 SELECT a.task_id, a.attempt, a.finished_at, a.outcome, t.status AS task_status, t.attempt AS task_attempt
 FROM state.task_attempts a JOIN state.tasks t USING (task_id)
 WHERE (a.task_id, a.attempt) IN (SELECT * FROM unnest(%(task_ids)s::uuid[], %(attempts)s::int[]));
+
+-- name: versions_to_check
+-- What the availability check looks for in the store: every committed version a reader may still be
+-- given (superseded ones are left out), optionally only those of some datasets.
+SELECT v.dataset_version, v.dataset_uuid, d.key AS dataset_key, v.range_start, v.range_end, v.storage_prefix,
+       v.manifest_key, v.bytes
+FROM state.dataset_versions v JOIN state.datasets d USING (dataset_uuid)
+WHERE v.status = 'committed' AND v.superseded_at IS NULL
+  AND (%(keys)s::text[] IS NULL OR d.key = ANY(%(keys)s::text[]))
+ORDER BY d.key, v.range_start, v.dataset_version;

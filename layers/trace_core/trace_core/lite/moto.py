@@ -6,6 +6,10 @@ lookup is cached per host. moto otherwise lists its package directory (an ``isdi
 per service, about 180) and tries every service's URL patterns on every request: a
 fifth of the CPU of a small S3 request, and the chain sync makes twelve per range
 (docs/decisions/1001, point 12).
+
+With ``--data-dir`` (what ``trace-lite up`` passes: ``$TRACE_HOME/s3``) S3 is durable:
+every change is written to that directory before its response, and the server
+reloads it at start (:mod:`trace_core.lite.s3_store`, docs/decisions/1303).
 """
 
 from __future__ import annotations
@@ -15,20 +19,25 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from trace_core.lite import procs
+from trace_core.lite import procs, s3_store
 
 
 def url(port: int) -> str:
     return f"http://{procs.HOST}:{port}"
 
 
-def start(port: int, log: Path) -> subprocess.Popen[bytes]:
-    proc = procs.spawn([sys.executable, "-m", "trace_core.lite.moto", "--host", procs.HOST, "--port", str(port)], log)
+def start(port: int, log: Path, *, data_dir: Path | None = None) -> subprocess.Popen[bytes]:
+    """Start the server on 127.0.0.1:``port``; with ``data_dir`` its S3 lives on disk there."""
+    cmd = [sys.executable, "-m", "trace_core.lite.moto", "--host", procs.HOST, "--port", str(port)]
+    if data_dir is not None:
+        cmd += ["--data-dir", str(data_dir)]
+    proc = procs.spawn(cmd, log)
     procs.wait_until("moto_server", lambda: healthy(port), proc=proc, log=log, timeout=30)
     return proc
 
@@ -62,6 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m trace_core.lite.moto")
     parser.add_argument("--host", default=procs.HOST)
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--data-dir", type=Path, default=None, help="Keep S3 on disk here (reloaded at start).")
     args = parser.parse_args(argv)
     os.environ.setdefault("MOTO_PORT", str(args.port))  # moto builds some URLs (e.g. SQS queue URLs) from it
     from moto.moto_server.werkzeug_app import MotoRequestHandler
@@ -69,7 +79,22 @@ def main(argv: list[str] | None = None) -> None:
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: sys.exit(0))
-    run_simple(args.host, args.port, _app(), threaded=True, request_handler=MotoRequestHandler)
+    app = _app()
+    if args.data_dir is not None:
+        app = _durable(app, args.data_dir)
+    run_simple(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
+
+
+def _durable(app: Any, data_dir: Path) -> Any:
+    from moto.s3.models import s3_backends
+
+    s3_store.install()
+    mirror = s3_store.Mirror(data_dir)
+    started = time.monotonic()
+    buckets, objects = mirror.load(s3_backends)
+    print(f"s3: loaded {buckets} buckets, {objects} objects from {data_dir} in {time.monotonic() - started:.1f}s",
+          flush=True)
+    return s3_store.wrap(app, mirror)
 
 
 if __name__ == "__main__":
