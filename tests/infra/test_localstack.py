@@ -20,8 +20,9 @@ import pytest
 import yaml
 from trace_cdk import data as data_mod
 from trace_core import settings as settings_mod
-from trace_core.lite import moto, procs, provision
+from trace_core.lite import provision
 
+from tests.fixtures import components
 from tests.infra.conftest import REPO
 
 HERE = REPO / "local" / "localstack"
@@ -115,13 +116,8 @@ def test_the_init_script_is_mounted_as_an_executable_ready_hook() -> None:
 @pytest.fixture(scope="module")
 def private_moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A moto server of this module's own: it is reset between the two provisionings compared."""
-    port = procs.free_port()
-    proc = moto.start(port, tmp_path_factory.mktemp("moto") / "moto.log")
-    try:
-        yield moto.url(port)
-    finally:
-        procs.stop(proc.pid)
-        proc.wait(timeout=10)
+    with components.running_moto(tmp_path_factory.mktemp("moto")) as url:
+        yield url
 
 
 def _state(endpoint: str) -> dict[str, Any]:
