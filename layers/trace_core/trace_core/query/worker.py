@@ -123,6 +123,7 @@ class _Worker:
         # does outlives its connection, and each query gets a new connection.
         self._reuse = reuse_databases and verify_statement
         self._warm: _Database | None = None
+        self._watchdog = _Watchdog()
         self._seq = 0
         self._next: _Database | None = None
         self._prepare_next()
@@ -214,16 +215,15 @@ class _Worker:
                 con = database.con.cursor()  # a shared, locked database: the query gets its own connection
         except duckdb.Error as exc:
             return _failure("failed", _redacted(exc, redact), error_type=type(exc).__name__), None
-        timer = threading.Timer(limits["timeout_s"], _interrupt, (con, timed_out))
         try:
             if self._verify_statement:
                 refusal = _statement_refusal(duckdb, con, request["sql"])
                 if refusal:
                     return _failure("not_select", refusal), None
             _cpu_budget(limits)
-            timer.start()
+            self._watchdog.arm(limits["timeout_s"], con, timed_out)
             table, truncated = _fetch(con, request["sql"], limits)
-            timer.cancel()
+            self._watchdog.disarm()
             payload = self._protocol.table_bytes(table)
             return {"ok": True, "truncated": truncated, "rows": table.num_rows,
                     "execution_s": time.perf_counter() - started}, payload
@@ -239,7 +239,7 @@ class _Worker:
         except Exception as exc:  # noqa: BLE001 - report, then let the engine replace this worker
             return _failure("internal", _redacted(exc, redact), recycle=True), None
         finally:
-            timer.cancel()
+            self._watchdog.disarm()
             if con is not database.con:
                 con.close()
 
@@ -258,6 +258,43 @@ class _Worker:
 def _close(database: _Database) -> None:
     database.con.close()
     shutil.rmtree(database.directory, ignore_errors=True)
+
+
+class _Watchdog:
+    """One thread, started with the worker, that stops the running query at its wall-clock limit.
+
+    Not a timer thread per query: under RLIMIT_AS, with DuckDB's threads and arenas mapped, starting a
+    thread can fail ("can't start new thread") and would fail the query; this one exists before any of them.
+    """
+
+    def __init__(self) -> None:
+        self._cv = threading.Condition()
+        self._job: tuple[float, Any, threading.Event] | None = None
+        threading.Thread(target=self._loop, name="watchdog", daemon=True).start()
+
+    def arm(self, timeout_s: float, con: Any, timed_out: threading.Event) -> None:
+        with self._cv:
+            self._job = (time.monotonic() + timeout_s, con, timed_out)
+            self._cv.notify()
+
+    def disarm(self) -> None:
+        with self._cv:
+            self._job = None
+            self._cv.notify()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cv:
+                job = self._job
+                if job is None:
+                    self._cv.wait()
+                    continue
+                remaining = job[0] - time.monotonic()
+                if remaining > 0:
+                    self._cv.wait(remaining)
+                    continue
+                self._job = None
+            _interrupt(job[1], job[2])
 
 
 def _interrupt(con: Any, timed_out: threading.Event) -> None:
