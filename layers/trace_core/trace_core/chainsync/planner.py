@@ -26,10 +26,12 @@ from uuid import UUID
 import psycopg
 
 from trace_core import redact
-from trace_core.chainsync import chain_reader, spec as spec_mod
+from trace_core.chainsync import chain_reader
+from trace_core.chainsync import spec as spec_mod
 from trace_core.db import queries
 from trace_core.dispatcher import models as task_models
 from trace_core.dispatcher import tasks
+from trace_core.ingest import request as ingest_request
 
 OPERATOR = "cryo_ingest"
 RPC_ERROR_PREFIX = "rpc: "
@@ -39,7 +41,7 @@ _Q = queries.load("trace_core.chainsync")
 
 def config_hash(spec: spec_mod.ChainSyncSpec, dataset: str, generation: int) -> str:
     """What determines a range's output besides chain, dataset and range (not the RPC URL)."""
-    config = {"chain_id": spec.chain_id, "dataset": dataset, "format": "cryo-parquet/v1"}
+    config = {"chain_id": spec.chain_id, "dataset": dataset, "format": ingest_request.FORMAT}
     if generation:
         config["generation"] = generation  # a re-extraction after a reorg is a new version
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]

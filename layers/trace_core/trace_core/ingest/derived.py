@@ -21,7 +21,7 @@ import pyarrow.parquet as pq  # type: ignore[import-untyped]
 from trace_core.datasets import naming
 from trace_core.decode import errors as decode_errors
 from trace_core.decode import staking
-from trace_core.ingest import errors
+from trace_core.ingest import errors, rewrite
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,10 +37,6 @@ class Derived:
 DERIVED: dict[str, Derived] = {
     staking.DATASET: Derived(staking.DATASET, "logs", staking.VERSION, staking.staking_events),
 }
-
-# pyarrow's names for the compressions ExtractOptions allows.
-_COMPRESSION = {"lz4": "lz4", "zstd": "zstd", "snappy": "snappy", "gzip": "gzip", "uncompressed": "none"}
-
 
 def cryo_datasets(requested: Sequence[str]) -> list[str]:
     """What Cryo must extract for ``requested``: its Cryo datasets plus the sources of derived ones, in order."""
@@ -78,8 +74,9 @@ def derive(requested: Sequence[str], out_dir: Path, *, network: str, start: int,
                 f"cannot derive {name} from blocks [{start}, {end}): {exc.message}", dataset=name,
                 **exc.details,
             ) from exc
+        # pyarrow writes full statistics (NULL counts included), unlike Cryo: see rewrite.py.
         pq.write_table(table, out_dir / naming.cryo_file_name(network, name, start, end),
-                       compression=_COMPRESSION.get(compression, compression))
+                       compression=rewrite.pyarrow_compression(compression), write_statistics=True)
         sources.add(spec.source)
     for source_name in sources - set(requested):
         (out_dir / naming.cryo_file_name(network, source_name, start, end)).unlink(missing_ok=True)

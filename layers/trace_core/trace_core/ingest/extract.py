@@ -4,7 +4,9 @@ Each sub-range (``extract.chunk_blocks`` blocks, aligned) is frozen by Cryo into
 its own temporary directory, then its files are uploaded to the attempt's
 staging prefix and deleted while Cryo works on the next sub-range. At most two
 sub-ranges exist on disk and none in Python memory, so a worker's footprint does
-not grow with the range (bench/ingest_rss.py measures it).
+not grow with the range (bench/ingest_rss.py measures it). Before upload, each
+file Cryo wrote is rewritten by pyarrow so its footer's NULL counts are true
+(:mod:`trace_core.ingest.rewrite`).
 
 The range's first parent hash and last block hash come from the node (two
 ``eth_getBlockByNumber`` calls) and, when ``blocks`` is extracted, are checked
@@ -30,7 +32,7 @@ import pyarrow.parquet as pq  # type: ignore[import-untyped]
 from trace_core.chain import errors as chain_errors
 from trace_core.chain import rpc
 from trace_core.datasets import commit, models, naming, objectstore
-from trace_core.ingest import derived, errors
+from trace_core.ingest import derived, errors, rewrite
 from trace_core.ingest import request as request_mod
 
 logger = logging.getLogger(__name__)
@@ -233,7 +235,8 @@ def _run_subranges(
             if pending is not None:
                 pending.result()
             pending = uploader.submit(
-                _stage_subrange, store, found, files, out_dir, task_id=task_id, attempt=attempt, start=start, end=end
+                _stage_subrange, store, found, files, out_dir, task_id=task_id, attempt=attempt, start=start, end=end,
+                compression=request.extract.compression,
             )
             heartbeat()
         if pending is not None:
@@ -268,9 +271,13 @@ def _check_hashes(blocks_file: Path | None, expect: dict[int, str]) -> None:
 
 def _stage_subrange(
     store: objectstore.ObjectStore, found: dict[str, Path], files: dict[str, list[models.StagedFile]],
-    out_dir: Path, *, task_id: uuid.UUID, attempt: int, start: int, end: int,
+    out_dir: Path, *, task_id: uuid.UUID, attempt: int, start: int, end: int, compression: str,
 ) -> None:
     for dataset, path in found.items():
+        # Cryo's own files carry wrong NULL counts; derived files are pyarrow's already. Done here, on the
+        # upload thread, so the rewrite overlaps Cryo's extraction of the next sub-range.
+        if dataset not in derived.DERIVED:
+            rewrite.rewrite(path, compression=compression)
         files[dataset].append(commit.stage_file(
             store, path, task_id=task_id, attempt=attempt, cryo_dataset=dataset, range_start=start, range_end=end,
         ))

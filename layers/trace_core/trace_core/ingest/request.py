@@ -30,6 +30,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from trace_core.datasets import naming
 from trace_core.ingest import errors
 
+# The layout of the files a range commits: part of every config hash, so a change to how files are
+# written (v2: rewritten with truthful statistics, decision 1404) is a new dataset version, never a conflict.
+FORMAT = "cryo-parquet/v2"
+
 # Cryo dataset -> does Cryo need the node's trace_* methods for it? (Monad serves none.)
 DATASETS: dict[str, bool] = {
     "blocks": False,
@@ -78,7 +82,8 @@ class ExtractOptions(_Frozen):
     compression: Literal["lz4", "zstd", "snappy", "gzip", "uncompressed"] = "lz4"
 
     def config_hash(self) -> str:
-        return naming.sha256_hex(naming.canonical_json({"format": "cryo-parquet/v1", **self.model_dump()}))[:16]
+        # v2: Cryo's files are rewritten by pyarrow with true NULL counts (decision 1404), new bytes.
+        return naming.sha256_hex(naming.canonical_json({"format": FORMAT, **self.model_dump()}))[:16]
 
 
 class IngestRequest(_Frozen):
