@@ -18,6 +18,7 @@ TokenProblem = Literal[
     "audience",
     "issuer",
     "stale_task",     # a task token whose attempt is no longer the live one
+    "lifetime",       # signed, but valid for longer than tokens.MAX_TTL (we never issue such a token)
 ]
 
 

@@ -16,7 +16,21 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-RelationName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
+# Prefixes of DuckDB's system catalogs: a relation of such a name could never be read (the gate refuses
+# it), so it cannot be granted either; keep in step with query.gate.rules.context.RESERVED_PREFIXES.
+RESERVED_RELATION_PREFIXES: tuple[str, ...] = ("sqlite_", "duckdb_", "pg_", "pragma_", "information_schema")
+
+
+def _not_reserved(value: str) -> str:
+    if value.startswith(RESERVED_RELATION_PREFIXES):
+        raise ValueError(
+            f"relation name {value!r} is reserved for DuckDB's system catalogs (it starts with one of "
+            + ", ".join(RESERVED_RELATION_PREFIXES) + ")"
+        )
+    return value
+
+
+RelationName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$"), AfterValidator(_not_reserved)]
 VersionId = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
 DatasetKey = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}/[a-z0-9][a-z0-9_]{0,62}$")]
 # A version's prefix in the datasets bucket: relative, '/'-separated, no '..', ends with '/'.

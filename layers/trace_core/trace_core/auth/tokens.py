@@ -181,4 +181,19 @@ def verify(store: keys.KeyStore, token: str, *, audience: str, issuer: str) -> m
         raise errors.TokenInvalidError(str(exc), problem="algorithm") from exc
     except jwt.PyJWTError as exc:
         raise errors.TokenInvalidError(f"token is invalid: {exc}", problem="malformed") from exc
+    _check_lifetime(payload)
     return _claims(payload, kid=kid)
+
+
+def _check_lifetime(payload: dict[str, Any]) -> None:
+    # The documented maximum lifetime holds for every token, not only the ones this code minted: a key
+    # that signed a longer one (an old issuer, a leaked tool) must not buy a token that outlives the limit.
+    iat, nbf, exp = payload["iat"], payload["nbf"], payload["exp"]
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (iat, nbf, exp)):
+        raise errors.TokenInvalidError("token times (iat, nbf, exp) must be numbers", problem="malformed")
+    lifetime = exp - min(iat, nbf)
+    if lifetime > MAX_TTL.total_seconds():
+        raise errors.TokenInvalidError(
+            f"token is valid for {lifetime:.0f} s; the maximum lifetime is {MAX_TTL.total_seconds():.0f} s",
+            problem="lifetime",
+        )

@@ -104,9 +104,19 @@ SCALAR_FUNCTIONS: frozenset[str] = frozenset(_SCALAR.lower().split())
 SCALAR_FAMILIES: tuple[str, ...] = ("collate_*", "icu_collate_*")
 
 # Written as calls but implemented by DuckDB as grammar (absent from duckdb_functions() as scalars):
-# unnest() in a select list expands a list into rows; the rest are special forms.
+# unnest() in a select list expands a list into rows; percentile_cont/percentile_disc are the
+# ordered-set forms (`percentile_cont(0.5) WITHIN GROUP (ORDER BY x)`) DuckDB binds to quantile_cont/
+# quantile_disc; the rest are special forms.
 SYNTAX_CALLS: frozenset[str] = frozenset(
-    {"coalesce", "ifnull", "try", "grouping", "grouping_id", "columns", "unpack", "unnest"}
+    {"coalesce", "ifnull", "try", "grouping", "grouping_id", "columns", "unpack", "unnest", "percentile_cont",
+     "percentile_disc"}
+)
+
+# Bare names (no parentheses, quoted or not) that DuckDB binds to a session function when no column
+# of that name is in scope: `SELECT user` answers the session's user. The gate cannot know the
+# columns, so such a bare name is refused; a real column is read qualified (`t.user`).
+SESSION_NAMES: frozenset[str] = frozenset(
+    {"user", "current_user", "session_user", "current_role", "current_schema", "current_catalog"}
 )
 
 # Functions that call another function named by a string argument (at this index): the

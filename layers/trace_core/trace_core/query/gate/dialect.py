@@ -9,13 +9,22 @@ unchanged. What stays typed is grammar that is not a plain call: ``CAST``,
 ``TRY_CAST``, ``EXTRACT``, ``TRIM``, ``SUBSTRING``, ``POSITION``, ``CASE``,
 ``IF``, literals for lists/structs/maps, and the ``CURRENT_*`` keywords; the
 syntax rule lists each of them.
+
+The generator must write back the tree it was given, never an equivalent the
+target engine might need: DuckDB's stock generator rewrites a multi-argument
+``DISTINCT`` (``count(DISTINCT a, b)``, ``string_agg(DISTINCT x, ',')``) into a
+``CASE`` over a row, which is a different query. The gate proves the text it
+returns parses back to the tree it checked (see ``gate.py``).
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from sqlglot import expressions as exp
+from sqlglot import generator
 from sqlglot.dialects import duckdb as sqlglot_duckdb
+from sqlglot.generators import duckdb as duckdb_generator
 from sqlglot.parsers import duckdb as duckdb_parser
 
 # Calls with their own grammar (keywords inside the parentheses), kept typed.
@@ -29,7 +38,26 @@ class _Parser(duckdb_parser.DuckDBParser):
     }
 
 
+class _Generator(duckdb_generator.DuckDBGenerator):
+    # Write DISTINCT with several arguments as written; DuckDB decides what it means.
+    MULTI_ARG_DISTINCT = True
+    # `a ^@ b` parses as StartsWith; write it back as the operator, not as a call that parses differently.
+    TRANSFORMS: ClassVar[dict[Any, Any]] = {
+        **duckdb_generator.DuckDBGenerator.TRANSFORMS,
+        exp.StartsWith: lambda self, e: self.binary(e, "^@"),
+    }
+
+    def withingroup_sql(self, expression: exp.WithinGroup) -> str:
+        # DuckDB's generator moves WITHIN GROUP's ORDER BY into the call's arguments, which is another
+        # query for percentile_cont/percentile_disc; write the clause as it was written.
+        return generator.Generator.withingroup_sql(self, expression)
+
+
 class GateDuckDB(sqlglot_duckdb.DuckDB):
     """The dialect the gate parses and regenerates with (pass the class as ``dialect=``)."""
 
+    # Calls keep the case they were written in, so the regenerated tree equals the checked one.
+    NORMALIZE_FUNCTIONS = False
+
     Parser = _Parser
+    Generator = _Generator

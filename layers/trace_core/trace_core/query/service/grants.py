@@ -53,15 +53,16 @@ class PostgresVersions:
         return {r["dataset_version"]: VersionRecord(**r) for r in rows}
 
 
+_WarmKey = tuple[str, uuid.UUID, tuple[tuple[str, str, int, int], ...]]
+
+
 class Resolver:
     """Grants -> :class:`~sandbox.RelationFiles`, verified, with a warm LRU by pinned version set."""
 
     def __init__(self, registry: VersionRegistry, store: cache.VerifiedCache, *, max_warm: int = 1024) -> None:
         self._registry = registry
         self._cache = store
-        self._warm: collections.OrderedDict[tuple[str, uuid.UUID, tuple[str, ...]], sandbox.RelationFiles] = (
-            collections.OrderedDict()
-        )
+        self._warm: collections.OrderedDict[_WarmKey, sandbox.RelationFiles] = collections.OrderedDict()
         self._max_warm = max_warm
         self._lock = threading.Lock()
 
@@ -87,8 +88,11 @@ class Resolver:
         return resolved
 
     @staticmethod
-    def _key(grant: auth_models.Grant) -> tuple[str, uuid.UUID, tuple[str, ...]]:
-        return grant.relation, grant.dataset_uuid, grant.version_ids
+    def _key(grant: auth_models.Grant) -> _WarmKey:
+        # Everything the cold path checks against the registry is in the key: a token that pins a known
+        # version to another storage_ref (or range) misses the warm entry and is checked, never served.
+        pinned = tuple(sorted((v.dataset_version, v.storage_ref, v.range_start, v.range_end) for v in grant.versions))
+        return grant.relation, grant.dataset_uuid, pinned
 
     def _resolve_cold(self, grants: Sequence[auth_models.Grant]) -> list[sandbox.RelationFiles]:
         wanted = sorted({v.dataset_version for g in grants for v in g.versions})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING
 
 from sqlglot import expressions as exp
@@ -27,6 +27,8 @@ class Context:
     relations: frozenset[str]
     limits: GateLimits
     relations_used: set[str] = dataclasses.field(default_factory=set)
+    # Raises once the gate's CPU budget is spent; rules with loops over scopes call it as they go.
+    budget: Callable[[str], None] = lambda step: None
 
 
 def fold(name: str) -> str:

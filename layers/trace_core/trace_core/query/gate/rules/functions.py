@@ -17,6 +17,14 @@ from trace_core.query.gate.rules import context
 
 def functions(root: exp.Expr, ctx: context.Context) -> None:
     """Refuse calls outside the allowlist (file readers, settings, catalog, SQL-from-string, ...)."""
+    for column in root.find_all(exp.Column):
+        if not column.table and allowlist.normalize(column.name) in allowlist.SESSION_NAMES:
+            raise context.reject(
+                f"{column.name} is a session function DuckDB answers when no column has that name; "
+                f"read a column of that name qualified by its table (t.{column.name})",
+                "forbidden_function",
+                column,
+            )
     for call in root.find_all(exp.Anonymous):
         name = call.name
         parent = call.parent
@@ -27,6 +35,13 @@ def functions(root: exp.Expr, ctx: context.Context) -> None:
                 parent,
             )
         in_from = isinstance(parent, (exp.Table, exp.Lateral)) and parent.this is call
+        if in_from and isinstance(parent, exp.Table) and (parent.args.get("db") or parent.args.get("catalog")):
+            # `system.main.range(3)`: the qualifier picks the catalog DuckDB resolves the name in.
+            raise context.reject(
+                f"qualified calls are not allowed; write {name}(...) without a catalog or schema",
+                "forbidden_function",
+                parent,
+            )
         if in_from and not allowlist.allowed_in_from(name):
             raise context.reject(_refusal(name, "table"), "forbidden_function", call)
         if not in_from and not allowlist.allowed_in_expression(name):

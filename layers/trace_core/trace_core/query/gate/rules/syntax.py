@@ -19,6 +19,8 @@ _STRUCTURE: tuple[type[exp.Expr], ...] = (
     exp.Window, exp.WindowSpec, exp.Distinct, exp.With, exp.CTE, exp.TableAlias, exp.Table, exp.Values,
     exp.Tuple, exp.Lateral, exp.Unnest, exp.TableSample, exp.Rollup, exp.Cube, exp.GroupingSets,
     exp.Filter, exp.WithinGroup, exp.IgnoreNulls, exp.RespectNulls,
+    # List comprehensions ([f(x) FOR x IN list IF p(x)]): a loop over a list value, reading nothing.
+    exp.Comprehension,
 )
 # Names, values and types.
 _TERMS: tuple[type[exp.Expr], ...] = (
