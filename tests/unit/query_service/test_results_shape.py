@@ -51,3 +51,11 @@ def test_typed_conversion_equals_the_value_rule(ints: list[int | None], sums: li
         "d": pa.array([None if v is None else decimal.Decimal(v) for v in sums[:n]], pa.decimal128(38, 0)),
     })
     assert results.json_rows(table) == _reference(table)
+
+
+def test_fractional_decimals_are_plain_decimal_strings() -> None:
+    # GIVEN decimals Python's str() writes in exponent form (0E-10, 1.000E-7)
+    table = pa.table({"d": pa.array([decimal.Decimal("0.0000001000"), decimal.Decimal("-0.0000000001"),
+                                     decimal.Decimal("0E-10")], pa.decimal128(38, 10))})
+    # THEN JSON has their plain digits (an integral value follows the integer rule)
+    assert results.json_rows(table) == [["0.0000001000"], ["-0.0000000001"], [0]]

@@ -345,6 +345,8 @@ def _cpu_budget(limits: dict[str, Any]) -> None:
 def _fetch(con: Any, sql: str, limits: dict[str, Any]) -> tuple[Any, bool]:
     import pyarrow as pa
 
+    from trace_core.query import integers
+
     max_rows, max_bytes = limits["max_rows"], limits["max_result_bytes"]
     relation = con.sql(sql)
     if relation is None:  # a statement without a result (only reachable with the statement check off)
@@ -359,7 +361,9 @@ def _fetch(con: Any, sql: str, limits: dict[str, Any]) -> tuple[Any, bool]:
             break
     table = pa.Table.from_batches(batches, schema=reader.schema)
     truncated = table.num_rows > max_rows
-    table = table.slice(0, max_rows)
+    # DuckDB's Arrow export wraps UHUGEINT past 2**127 and overflows decimal128 with HUGEINT: fix it here,
+    # where DuckDB's own column types are known (and before the byte cap, since widening grows the values).
+    table = integers.exact_table(table.slice(0, max_rows), relation.types)
     if table.nbytes > max_bytes:
         truncated = True
         low, high = 0, table.num_rows  # the longest prefix within the byte cap

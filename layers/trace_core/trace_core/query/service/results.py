@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from trace_core.query.service import errors
+from trace_core.query.service import errors, temporal
 
 # Integers beyond this lose precision in JavaScript clients: they travel as strings.
 MAX_SAFE_INTEGER = 2**53 - 1
@@ -33,7 +33,7 @@ def json_value(value: Any) -> Any:
         # HUGEINT sums arrive as decimal(38, 0): integral values follow the integer rule.
         if value.is_finite() and value == value.to_integral_value():
             return json_value(int(value))
-        return str(value)
+        return format(value, "f")  # plain digits: str() would write 0E-10 or 1.000E-7
     if isinstance(value, (bytes, bytearray, memoryview)):
         return "0x" + bytes(value).hex()
     if isinstance(value, (dt.datetime, dt.date, dt.time)):
@@ -61,9 +61,41 @@ def _json_column(column: pa.ChunkedArray) -> list[Any]:
         return column.to_pylist()
     if pa.types.is_decimal(kind) and kind.scale == 0 and _within_safe_integers(column):
         return column.cast(pa.int64()).to_pylist()  # exact: integral and within 2**53
+    if temporal.is_temporal(kind):
+        return temporal.json_values(column)  # infinities and years Python's datetime cannot hold
     if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind):
         return [None if v is None else "0x" + v.hex() for v in column.to_pylist()]
+    if pa.types.is_nested(kind):
+        try:
+            return [json_value(v) for v in column.to_pylist()]
+        except (OverflowError, ValueError):  # a date or timestamp inside that Python cannot hold
+            return [value for chunk in column.chunks for value in _json_nested(chunk)]
     return [json_value(v) for v in column.to_pylist()]
+
+
+def _json_nested(array: pa.Array) -> list[Any]:
+    """A nested array's values level by level, each leaf by :func:`_json_column` (so by type, never via Python)."""
+    kind = array.type
+    valid = array.is_valid().to_pylist()
+    if pa.types.is_struct(kind):
+        names = [kind.field(i).name for i in range(kind.num_fields)]
+        fields = [_json_nested(child) for child in array.flatten()]
+        return [dict(zip(names, [f[i] for f in fields], strict=True)) if ok else None for i, ok in enumerate(valid)]
+    if pa.types.is_fixed_size_list(kind):
+        size = kind.list_size
+        flat = _json_nested(array.values.slice(array.offset * size, len(array) * size))
+        return [flat[i * size:(i + 1) * size] if ok else None for i, ok in enumerate(valid)]
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_map(kind):
+        offsets = array.offsets.to_pylist()
+        start, stop = offsets[0], offsets[-1]
+        if pa.types.is_map(kind):  # as to_pylist() then json_value give it: a list of [key, value] pairs
+            keys = _json_nested(array.keys.slice(start, stop - start))
+            items = _json_nested(array.items.slice(start, stop - start))
+            values: list[Any] = [[k, v] for k, v in zip(keys, items, strict=True)]
+        else:
+            values = _json_nested(array.values.slice(start, stop - start))
+        return [values[offsets[i] - start:offsets[i + 1] - start] if ok else None for i, ok in enumerate(valid)]
+    return _json_column(pa.chunked_array([array], type=kind))
 
 
 def _within_safe_integers(column: pa.ChunkedArray) -> bool:

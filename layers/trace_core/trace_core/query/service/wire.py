@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -14,6 +14,25 @@ MAX_SQL_CHARS = 100_000
 # The largest body read; anything longer is refused before parsing.
 MAX_BODY_BYTES = 1024 * 1024
 ARROW_MEDIA_TYPE = "application/vnd.apache.arrow.stream"
+# The whole body must arrive within this long after the headers (at 1 MiB, about 100 KB/s): a client
+# that announces a body and stops sending would otherwise hold its connection and request forever.
+BODY_TIMEOUT_S = 10.0
+
+
+class IncompleteBody(bytes):
+    """The part of a body that arrived before the client stopped sending (timed out or disconnected).
+
+    The HTTP layer hands it to the pipeline like any body, so its refusal is audited like any other
+    bad body: :func:`parse_request` turns it into the error that says what happened.
+    """
+
+    announced: str | None  # the Content-Length header, if any
+    waited_s: float | None  # the read timeout that expired; None when the client disconnected
+
+    def __new__(cls, received: bytes, *, announced: str | None, waited_s: float | None) -> Self:
+        body = super().__new__(cls, received)
+        body.announced, body.waited_s = announced, waited_s
+        return body
 
 
 class QueryRequest(BaseModel):
@@ -33,7 +52,8 @@ class QueryRequest(BaseModel):
 
 class Column(BaseModel):
     name: str
-    type: str = Field(description="Arrow type of the column, e.g. int64, string, decimal128(38, 0).")
+    type: str = Field(description="Arrow type of the column, e.g. int64, string, decimal128(38, 0); "
+                      "HUGEINT/UHUGEINT columns needing 39 digits are decimal256(39, 0).")
 
 
 class ExportLink(BaseModel):
@@ -48,8 +68,9 @@ class QueryResponse(BaseModel):
     query_id: uuid.UUID
     columns: list[Column]
     rows: list[list[Any]] | None = Field(
-        description="Row values in column order (binary as 0x-hex, decimals and big integers as strings "
-        "when they exceed 2**53); null when exported.")
+        description="Row values in column order: integers (and integral decimals) as numbers when "
+        "|v| <= 2**53 - 1, else as decimal strings; fractional decimals as plain decimal strings; binary as "
+        "0x-hex; dates and timestamps as ISO 8601 text, 'infinity' or '-infinity'. Null when exported.")
     row_count: int
     truncated: bool = Field(description="True when more rows matched than max_rows allowed.")
     bytes: int = Field(description="Size of the result as Arrow data.")
@@ -70,6 +91,8 @@ class ErrorResponse(BaseModel):
 
 def parse_request(body: bytes) -> QueryRequest:
     """The request body as a QueryRequest, or BadQueryRequestError naming the first bad field."""
+    if isinstance(body, IncompleteBody):
+        raise _incomplete(body)
     if len(body) > MAX_BODY_BYTES:
         raise errors.BadQueryRequestError(f"body: larger than {MAX_BODY_BYTES} bytes", field="body",
                                           expected=f"at most {MAX_BODY_BYTES} bytes of JSON")
@@ -82,3 +105,15 @@ def parse_request(body: bytes) -> QueryRequest:
         if first["type"] == "json_invalid":
             field, message = "body", "the body must be a JSON object {\"sql\": \"...\"}"
         raise errors.BadQueryRequestError(f"{field}: {message}", field=field, expected=message) from exc
+
+
+def _incomplete(body: IncompleteBody) -> errors.BadQueryRequestError:
+    announced = f"of the {body.announced} bytes announced " if body.announced else ""
+    if body.waited_s is None:
+        return errors.BadQueryRequestError(
+            f"body: the client disconnected after sending {len(body)} bytes {announced}".rstrip(),
+            field="body", expected="the whole body", received_bytes=len(body))
+    return errors.BodyTimeoutError(
+        f"body: only {len(body)} bytes {announced}arrived within {body.waited_s:g}s; send the whole body "
+        "with the request", field="body", expected=f"the whole body within {body.waited_s:g}s",
+        received_bytes=len(body), timeout_s=body.waited_s)
