@@ -100,6 +100,14 @@ class Settings(BaseSettings):
     query_max_rows: Annotated[int, Field(ge=1, le=100_000_000)] = 1_000_000
     query_export_max_bytes: Annotated[int, Field(ge=1024, le=64 * 1024**3)] = 1024**3
     query_workers: Annotated[int, Field(ge=1, le=64)] = Field(default=2, description="Sandboxed DuckDB worker processes.")
+    query_max_running_per_principal: Annotated[int, Field(ge=0, le=64)] = Field(
+        default=0, description="Queries one principal may run at once; 0 = half the workers (at least 1).")
+    query_max_queued_per_principal: Annotated[int, Field(ge=0, le=64)] = 2
+    query_queue_wait_s: Annotated[float, Field(gt=0, le=600)] = 10.0
+    query_breaker_crashes: Annotated[int, Field(ge=1, le=1000)] = Field(
+        default=3, description="Worker crashes by one principal within query_breaker_window_s that open its circuit.")
+    query_breaker_window_s: Annotated[float, Field(gt=0, le=86_400)] = 60.0
+    query_breaker_cooldown_s: Annotated[float, Field(gt=0, le=86_400)] = 300.0
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

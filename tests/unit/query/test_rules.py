@@ -10,7 +10,7 @@ from trace_core.query.gate.rules import context
 
 from tests.fixtures.query import corpus
 
-RULE_NAMES = ["statement", "depth", "syntax", "functions", "relations"]
+RULE_NAMES = ["statement", "depth", "syntax", "variant_casts", "functions", "relations"]
 
 
 def _cases(kind: str) -> list[tuple[str, str, str | None]]:

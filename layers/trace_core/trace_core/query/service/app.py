@@ -8,6 +8,7 @@ returns. Every error becomes a JSON :class:`wire.ErrorResponse` through
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPBearer
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from trace_core import errors as trace_errors
 from trace_core.query.service import pipeline, statuses, wire
@@ -33,7 +35,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (400, "Bad request body, gate rejection (code names the reason), or the SQL failed."),
         (401, "Missing, malformed, expired, tampered, wrong-audience or unknown-key token."),
         (403, "The SQL reads a relation the token does not grant."),
-        (408, "The query ran past its wall-clock limit and was stopped."),
+        (408, "The query ran past its wall-clock limit and was stopped, or the body did not arrive in time."),
         (413, "The result is over the inline cap; ask for export."),
         (422, "The query ran past its memory (or spill-file) limit and was stopped."),
         (500, "Internal error, or granted data failed verification."),
@@ -66,23 +68,38 @@ def error_response(exc: BaseException) -> JSONResponse:
         code=status.code, message=message, query_id=query_id,
         details={k: v for k, v in details.items() if isinstance(v, (str, int, float, bool, list)) and k != "fix"},
     ))
-    headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if status.http == 401 else None
+    headers = statuses.headers(exc, status)
     return JSONResponse(body.model_dump(mode="json"), status_code=status.http, headers=headers)
 
 
-async def _read_body(request: Request) -> bytes:
+async def _read_body(request: Request, timeout_s: float) -> bytes:
     # Stop reading past the cap: the pipeline refuses it, naming the limit, and audits the refusal.
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > wire.MAX_BODY_BYTES:
-            break
+    # uvicorn has no body read timeout: without one, a client that announces a body and sends none
+    # holds the request open forever. What arrived goes on as an IncompleteBody, refused and audited.
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for chunk in request.stream():
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > wire.MAX_BODY_BYTES:
+                    break
+    except TimeoutError:
+        return wire.IncompleteBody(b"".join(chunks), announced=request.headers.get("content-length"),
+                                   waited_s=timeout_s)
+    except ClientDisconnect:
+        return wire.IncompleteBody(b"".join(chunks), announced=request.headers.get("content-length"),
+                                   waited_s=None)
     return b"".join(chunks)
 
 
-def create_app(service: pipeline.QueryService | Callable[[], pipeline.QueryService]) -> FastAPI:
-    """The ASGI app over ``service`` (or a factory called on first request, so importing costs nothing)."""
+def create_app(service: pipeline.QueryService | Callable[[], pipeline.QueryService], *,
+               body_timeout_s: float = wire.BODY_TIMEOUT_S) -> FastAPI:
+    """The ASGI app over ``service`` (or a factory called on first request, so importing costs nothing).
+
+    A request body must arrive whole within ``body_timeout_s`` of the handler starting to read it.
+    """
     get_service: Callable[[], pipeline.QueryService]
     if isinstance(service, pipeline.QueryService):
         get_service = lambda: service
@@ -97,13 +114,16 @@ def create_app(service: pipeline.QueryService | Callable[[], pipeline.QueryServi
     )
 
     async def answer(endpoint: pipeline.Endpoint, request: Request) -> Response:
-        body = await _read_body(request)
+        body = await _read_body(request, body_timeout_s)
         try:
             outcome = await run_in_threadpool(
                 get_service().handle, endpoint, authorization=request.headers.get("authorization"), body=body
             )
         except Exception as exc:  # noqa: BLE001 - every error is mapped (and was audited) in one place
-            return error_response(exc)
+            response = error_response(exc)
+            if isinstance(body, wire.IncompleteBody):
+                response.headers["Connection"] = "close"  # the rest of the body may still come: not reusable
+            return response
         return Response(outcome.body, media_type=outcome.media_type, headers=outcome.headers)
 
     @app.get("/healthz", summary="Liveness", tags=["health"])

@@ -24,7 +24,26 @@ MAX_SQL_TEXT = 100_000
 
 
 def sql_hash(sql: str) -> str:
-    return hashlib.sha256(sql.encode()).hexdigest()
+    # surrogatepass: a lone surrogate (legal in JSON) must still hash, not fail the audit.
+    return hashlib.sha256(sql.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def storable(value: Any) -> Any:
+    """``value`` with every string Postgres can store: NUL as ``\\u0000``, lone surrogates as ``\\udXXX``.
+
+    ``text`` cannot hold NUL, ``jsonb`` refuses ``\\u0000`` and UTF-8 cannot encode a lone surrogate;
+    any of them in attacker-controlled text (SQL, a JSON key, a JWT header) used to fail the INSERT
+    and so lose the row. Dict keys are escaped too; the row's ``sql_hash`` covers the text as sent.
+    """
+    if isinstance(value, str):
+        if value.isascii() and "\x00" not in value:
+            return value
+        return value.replace("\x00", "\\u0000").encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {storable(k): storable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [storable(v) for v in value]
+    return value
 
 
 @dataclasses.dataclass
@@ -48,12 +67,12 @@ class AuditRecord:
 
     def params(self) -> dict[str, Any]:
         return {
-            "principal": self.principal, "org_id": self.org_id, "action": self.action, "token_id": self.token_id,
-            "decision": self.decision, "reason": self.reason, "detail": Jsonb(self.detail),
-            "query_id": self.query_id, "status_code": self.status_code,
+            "principal": storable(self.principal), "org_id": self.org_id, "action": self.action,
+            "token_id": storable(self.token_id), "decision": self.decision, "reason": storable(self.reason),
+            "detail": Jsonb(storable(self.detail)), "query_id": self.query_id, "status_code": self.status_code,
             "sql_hash": sql_hash(self.sql_text) if self.sql_text is not None else None,
-            "sql_text": self.sql_text[:MAX_SQL_TEXT] if self.sql_text is not None else None,
-            "granted_versions": self.granted_versions, "rows": self.rows, "bytes": self.bytes,
+            "sql_text": storable(self.sql_text[:MAX_SQL_TEXT]) if self.sql_text is not None else None,
+            "granted_versions": storable(self.granted_versions), "rows": self.rows, "bytes": self.bytes,
             "duration_ms": self.duration_ms,
         }
 

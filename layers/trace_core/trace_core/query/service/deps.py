@@ -8,7 +8,17 @@ from trace_core import aws
 from trace_core.auth import keys
 from trace_core.db import conninfo
 from trace_core.db import pool as db_pool
-from trace_core.query.service import attempts, audit, cache, engine, grants, pipeline, results
+from trace_core.query.service import (
+    admission,
+    attempts,
+    audit,
+    breaker,
+    cache,
+    engine,
+    grants,
+    pipeline,
+    results,
+)
 from trace_core.query.service import sandbox as sandbox_mod
 from trace_core.settings import Settings
 
@@ -23,6 +33,20 @@ def limits(settings: Settings) -> pipeline.Limits:
         inline_max_bytes=settings.query_inline_max_bytes, max_rows=settings.query_max_rows,
         export_max_bytes=settings.query_export_max_bytes,
     )
+
+
+def admission_of(settings: Settings) -> admission.Admission:
+    per_principal = settings.query_max_running_per_principal or max(1, settings.query_workers // 2)
+    return admission.Admission(
+        slots=settings.query_workers, per_principal=per_principal,
+        queued_per_principal=settings.query_max_queued_per_principal, max_wait_s=settings.query_queue_wait_s,
+        run_s=settings.query_timeout_s,
+    )
+
+
+def breaker_of(settings: Settings) -> breaker.CrashBreaker:
+    return breaker.CrashBreaker(crashes=settings.query_breaker_crashes, window_s=settings.query_breaker_window_s,
+                                cooldown_s=settings.query_breaker_cooldown_s)
 
 
 def build_service(settings: Settings, *, sandbox: sandbox_mod.Sandbox | None = None) -> pipeline.QueryService:
@@ -41,4 +65,6 @@ def build_service(settings: Settings, *, sandbox: sandbox_mod.Sandbox | None = N
         exporter=results.S3ResultsExporter(s3, settings.results_bucket),
         attempts=attempts.PostgresTaskAttempts(pool),
         limits=limits(settings),
+        admission=admission_of(settings),
+        breaker=breaker_of(settings),
     )

@@ -13,6 +13,10 @@ class BadQueryRequestError(QueryServiceError):
     """The request body is not a valid QueryRequest. ``field`` names the field, ``expected`` what fits."""
 
 
+class BodyTimeoutError(BadQueryRequestError):
+    """The request body did not arrive whole within the read timeout (``timeout_s``, ``received_bytes``)."""
+
+
 class RelationNotGrantedError(QueryServiceError):
     """The SQL reads a relation the token does not grant (``relation``, ``granted``)."""
 
@@ -53,7 +57,19 @@ class QueryFailedError(QueryServiceError):
 
 
 class QueryBusyError(QueryServiceError):
-    """Every sandbox worker stayed busy for the whole wait (``waited_s``); retry later."""
+    """Every sandbox worker stayed busy for the whole wait (``waited_s``); retry after ``retry_after_s``."""
+
+
+class ConcurrencyLimitError(QueryServiceError):
+    """The principal already has its most queries running and waiting (``retry_after_s``, ``running``, ``waiting``)."""
+
+
+class CircuitOpenError(QueryServiceError):
+    """The principal's queries kept crashing the engine; refused for a while (``retry_after_s``, ``crashes``)."""
+
+
+class AuditWriteError(QueryServiceError):
+    """The request's audit row could not be written, so nothing is returned (``query_id``)."""
 
 
 class QueryClientError(QueryServiceError):

@@ -13,13 +13,16 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from trace_core import errors as trace_errors
 from trace_core.auth import errors as auth_errors
 from trace_core.auth import keys, tokens
 from trace_core.auth import models as auth_models
+from trace_core.query.service import admission as admission_mod
 from trace_core.query.service import attempts, audit, errors, grants, results, sandbox, statuses, wire
+from trace_core.query.service import breaker as breaker_mod
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +73,8 @@ class QueryService:
         exporter: results.ResultsExporter,
         attempts: attempts.TaskAttempts,
         limits: Limits,
+        admission: admission_mod.Admission | None = None,
+        breaker: breaker_mod.CrashBreaker | None = None,
     ) -> None:
         self._keys = keys
         self._issuer = issuer
@@ -79,6 +84,10 @@ class QueryService:
         self._exporter = exporter
         self._attempts = attempts
         self.limits = limits
+        # Defaults for callers that wire the service by hand: no limit beyond the engine's own wait.
+        self._admission = admission or admission_mod.Admission(
+            slots=64, per_principal=64, queued_per_principal=0, max_wait_s=limits.timeout_s, run_s=limits.timeout_s)
+        self._breaker = breaker or breaker_mod.CrashBreaker(crashes=3, window_s=60.0, cooldown_s=300.0)
 
     def close(self) -> None:
         """Stop the sandbox's worker processes."""
@@ -108,7 +117,20 @@ class QueryService:
             raise
         finally:
             record.duration_ms = (time.perf_counter() - started) * 1000
+            self._write_audit(record)
+
+    def _write_audit(self, record: audit.AuditRecord) -> None:
+        """Write the row; if it cannot be written, log it and refuse with the query id (no result unaudited)."""
+        try:
             self._audit.write(record)
+        except Exception as exc:
+            # The log line is then the only trace of the request: it carries what the row would have.
+            logger.error("query %s: the audit row could not be written (%s): %s", record.query_id, exc,
+                         audit.storable({"principal": record.principal, "decision": record.decision,
+                                         "status": record.status_code, "reason": record.reason,
+                                         "sql_hash": audit.sql_hash(record.sql_text) if record.sql_text else None}))
+            raise errors.AuditWriteError("the request could not be audited, so it was not answered; retry",
+                                         query_id=str(record.query_id)) from exc
 
     def _answer(self, endpoint: Endpoint, authorization: str | None, body: bytes,
                 record: audit.AuditRecord, started: float) -> Outcome:
@@ -117,6 +139,7 @@ class QueryService:
         claims = tokens.verify(self._keys, token, audience=AUDIENCES[endpoint], issuer=self._issuer)
         record.principal, record.org_id, record.token_id = claims.principal, claims.org_id, claims.token_id
         record.granted_versions = claims.granted_versions
+        self._breaker.check(claims.principal)  # before any work: a tripped principal costs nothing
         if claims.kind == auth_models.TASK:
             assert claims.task_id is not None and claims.attempt is not None
             self._attempts.check_live(claims.task_id, claims.attempt)
@@ -136,11 +159,8 @@ class QueryService:
         cap = min(request.max_rows or self.limits.max_rows, self.limits.max_rows)
         # Inline: one byte over the cap is enough to know the result does not fit.
         byte_cap = self.limits.export_max_bytes if request.export else self.limits.inline_max_bytes + 1
-        result = self._sandbox.execute(
-            gated, relations,
-            sandbox.ExecLimits(timeout_s=self.limits.timeout_s, memory_mb=self.limits.memory_mb, max_rows=cap,
-                               max_result_bytes=byte_cap),
-        )
+        result = self._execute(claims.principal, gated, relations, record, sandbox.ExecLimits(
+            timeout_s=self.limits.timeout_s, memory_mb=self.limits.memory_mb, max_rows=cap, max_result_bytes=byte_cap))
         lap("execute")
         if result.worker_ms is not None:
             record.detail["ms"]["worker"] = result.worker_ms
@@ -157,6 +177,22 @@ class QueryService:
         outcome = self._shape(request, claims, record, result, started)
         lap("shape")
         return outcome
+
+    def _execute(self, principal: str, gated: sandbox.GatedSql, relations: Mapping[str, sandbox.RelationFiles],
+                 record: audit.AuditRecord, limits: sandbox.ExecLimits) -> sandbox.ResultSet:
+        """Run under a fair share of the workers; count crashes towards the principal's circuit breaker."""
+        queued = time.perf_counter()
+        with self._admission.slot(principal):
+            # Beside "ms" (whose phases add up to the request): time spent waiting for a fair slot.
+            record.detail["queued_ms"] = round((time.perf_counter() - queued) * 1000, 3)
+            try:
+                return self._sandbox.execute(gated, relations, limits)
+            except errors.QueryFailedError as exc:
+                if exc.details.get("kind") == "crash" and self._breaker.record_crash(principal):
+                    record.detail["breaker"] = "opened"
+                    logger.warning("query %s: %s crashed the engine too often; refused for %gs",
+                                   record.query_id, principal, self._breaker.cooldown_s)
+                raise
 
     def _token(self, authorization: str | None, record: audit.AuditRecord) -> str:
         token = bearer(authorization)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from sqlglot import expressions as exp
 
-from trace_core.query.gate.rules import context, depth, functions, relations, statement, syntax
+from trace_core.query.gate.rules import context, depth, functions, relations, statement, syntax, variant_casts
 
 Rule = Callable[[exp.Expr, context.Context], None]
 
@@ -20,6 +20,7 @@ RULES: tuple[Rule, ...] = (
     statement.statement,
     depth.depth,
     syntax.syntax,
+    variant_casts.variant_casts,
     functions.functions,
     relations.relations,
 )
