@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from fastapi.testclient import TestClient
 from trace_core.query.service import app, deps
@@ -46,11 +48,15 @@ def test_gate_verdict_is_a_clear_audited_answer(client, qs_settings, blocks, con
 def test_2800_ctes_cost_the_gate_well_under_two_seconds(client, qs_settings, blocks, conn):
     # GIVEN the ~52 KB query of 2,800 trivial CTEs that cost 12-24 s of CPU before any timeout applied
     sql = "with " + ",".join(f"c{i} as(select 1)" for i in range(2800)) + " select count(*) from c0"
-    # WHEN sent THEN the gate passes it quickly and DuckDB gives its own clear 400 (its expression depth limit)
+    # WHEN sent THEN a clear, audited 400, quickly: the gate passes it within its 2 s CPU budget and DuckDB
+    # refuses it (its expression depth limit), or, on a machine too slow for that, the budget refuses it
+    started = time.monotonic()
     response = _query(client, qs_settings, blocks, sql)
     assert response.status_code == 400, response.text
+    assert time.monotonic() - started < 20
     row = helpers.audit_row(conn, response.json()["error"]["query_id"])
-    assert row["detail"]["ms"]["gate"] < 2000
+    gate_ms = row["detail"].get("ms", {}).get("gate")
+    assert (gate_ms is not None and gate_ms < 2000) or row["reason"].startswith("too_long"), row
 
 
 def test_percentile_within_group_is_answered_as_written(client, qs_settings, blocks):
