@@ -16,15 +16,19 @@ install: $(VENV)/.installed node_modules/.installed
 
 # Everything installs from the locks: uv.lock (Python, with hashes) and package-lock.json (npm ci).
 # uv itself comes first, from requirements-uv.txt (hashed, derived from uv.lock).
-$(VENV)/.installed: pyproject.toml uv.lock requirements-uv.txt
-	@if [ -z "$(PYTHON)" ]; then echo "error: Trace needs Python 3.11 or 3.12 (cryo has no wheels for other versions)"; exit 1; fi
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r requirements-uv.txt
+$(VENV)/.installed: pyproject.toml uv.lock $(BIN)/uv
 	@# --locked: refuse a uv.lock that is out of step with pyproject.toml (never resolve anew here);
 	@# --inexact: keep pip, which the Lambda layer build uses.
 	UV_PROJECT_ENVIRONMENT=$(VENV) UV_PYTHON_DOWNLOADS=never $(BIN)/uv sync --locked --inexact --all-extras --quiet
 	UV_PROJECT_ENVIRONMENT=$(SAM_VENV) UV_PYTHON_DOWNLOADS=never $(BIN)/uv sync --locked --only-group sam \
 		--no-install-project --python $(PYTHON) --quiet
+	@touch $@
+
+# uv alone, from its hashed pin: all `make lock` needs (the lock may be out of step with pyproject.toml then).
+$(BIN)/uv: requirements-uv.txt
+	@if [ -z "$(PYTHON)" ]; then echo "error: Trace needs Python 3.11 or 3.12 (cryo has no wheels for other versions)"; exit 1; fi
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r requirements-uv.txt
 	@touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -35,7 +39,7 @@ node_modules/.installed: package.json package-lock.json
 # After changing a dependency in pyproject.toml: re-resolve uv.lock and rewrite the files derived from it
 # (requirements-uv.txt, layers/trace_core/requirements-lambda.txt, services/requirements.txt).
 # `make lock ARGS=--upgrade` takes the newest versions pyproject.toml allows.
-lock: $(VENV)/.installed
+lock: $(BIN)/uv
 	scripts/lock.sh $(ARGS)
 
 demo: install
