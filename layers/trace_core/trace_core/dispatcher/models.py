@@ -35,9 +35,51 @@ TERMINAL: frozenset[str] = frozenset({"completed", "failed", "dead"})
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
 
+MAX_JSON_DEPTH = 64
+
+
+def storable_text(value: str, *, where: str = "string") -> str:
+    """``value`` if Postgres can store it as text or in jsonb: no NUL character, no lone surrogate."""
+    if "\x00" in value:
+        raise ValueError(f"{where} contains a NUL character (\\u0000), which Postgres cannot store")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"{where} is not valid Unicode (lone surrogate at index {exc.start})") from exc
+    return value
+
+
+def check_json_value(value: Any, *, path: str = "$") -> None:
+    """Raise ValueError, naming the path, unless ``value`` is JSON that Postgres stores as it is:
+    finite numbers only (no NaN or Infinity), storable strings and keys, at most MAX_JSON_DEPTH levels."""
+    stack: list[tuple[Any, str, int]] = [(value, path, 1)]
+    while stack:
+        item, where, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise ValueError(f"{where}: nested deeper than {MAX_JSON_DEPTH} levels")
+        if isinstance(item, bool) or item is None or isinstance(item, int):
+            continue
+        if isinstance(item, float):
+            if item != item or item in (float("inf"), float("-inf")):
+                raise ValueError(f"{where}: {item!r} is not a JSON number (only finite numbers are stored)")
+        elif isinstance(item, str):
+            storable_text(item, where=where)
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if not isinstance(key, str):
+                    raise ValueError(f"{where}: object key {key!r} is not a string")
+                storable_text(key, where=f"{where} key {key[:40]!r}")
+                stack.append((child, f"{where}.{key[:40]}", depth + 1))
+        elif isinstance(item, (list, tuple)):
+            stack.extend((child, f"{where}[{i}]", depth + 1) for i, child in enumerate(item))
+        else:
+            raise ValueError(f"{where}: {type(item).__name__} is not a JSON value")
+
+
 def check_payload_size(value: dict[str, Any]) -> dict[str, Any]:
-    """Payloads are stored in Postgres and read on every claim: keep them small."""
-    size = len(json.dumps(value, separators=(",", ":")).encode())
+    """Payloads and outputs are stored in Postgres (jsonb) and read on every claim: storable, and small."""
+    check_json_value(value)
+    size = len(json.dumps(value, separators=(",", ":"), allow_nan=False).encode())
     if size > MAX_PAYLOAD_BYTES:
         raise ValueError(f"payload is {size} bytes; at most {MAX_PAYLOAD_BYTES} bytes of JSON are accepted")
     return value
@@ -116,7 +158,7 @@ class Failure(BaseModel):
 
     model_config = _FROZEN
 
-    error: Annotated[str, Field(min_length=1, max_length=10_000)]
+    error: Annotated[str, Field(min_length=1, max_length=10_000), AfterValidator(storable_text)]
     retryable: bool = True
 
 
