@@ -37,7 +37,7 @@ def test_every_query_has_an_oracle() -> None:
 @pytest.mark.parametrize("query", QUERIES, ids=lambda q: q.id)
 def test_legitimate_query_answers_like_its_oracle(query_engine: engine.Engine, world: conftest.World,
                                                   query: corpus.Legit) -> None:
-    # GIVEN all three relations granted WHEN the query passes the gate and runs over only what it uses
+    # GIVEN all five relations granted WHEN the query passes the gate and runs over only what it uses
     gated = gate.check(query.sql, relations=list(world.files))
     result = query_engine.execute(gated.sql, world.relations(*sorted(gated.relations_used)),
                                   engine.ExecLimits(max_rows=10_000))

@@ -8,7 +8,7 @@ from trace_core.query import errors, gate
 
 from tests.fixtures.query import corpus
 
-GRANTED = ["blocks", "transactions", "logs"]
+GRANTED = ["blocks", "transactions", "logs", "traces", "erc20_transfers"]
 PLACEHOLDERS = {
     "secret": "/srv/secret/canary.txt",
     "secret_dir": "/srv/secret",

@@ -18,7 +18,7 @@ from trace_core.query import errors, gate
 from tests.fixtures.query import corpus
 
 ROWS: list[tuple[str, int, int]] = [("b", 1, 10), ("a", 2, 10), ("b", 3, 20), ("c", 10, 20), ("a", 2, 30)]
-GRANTED = ["t", "u", "v", "blocks", "transactions", "logs"]
+GRANTED = ["t", "u", "v", "blocks", "transactions", "logs", "traces", "erc20_transfers"]
 
 
 @pytest.fixture(scope="module")
