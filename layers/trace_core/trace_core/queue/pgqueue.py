@@ -23,6 +23,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
+from trace_core.db import pool as db_pool
 from trace_core.db import queries
 from trace_core.queue import base, errors, listener
 
@@ -56,10 +57,8 @@ class PgQueueDriver:
         listen: bool = True,
     ) -> None:
         if isinstance(pool_or_conninfo, str):
-            self._pool = ConnectionPool(
-                pool_or_conninfo, min_size=1, max_size=4, kwargs={"autocommit": True}, open=True,
-                name="trace-pgqueue",
-            )
+            self._pool = db_pool.open_pool(pool_or_conninfo, max_size=4, name="trace-pgqueue",
+                                           kwargs={"autocommit": True})
             self._owns_pool = True
         else:
             self._pool = pool_or_conninfo
