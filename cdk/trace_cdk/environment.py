@@ -48,6 +48,7 @@ def platform(
         # Tracing is off: the layer ships no aws-xray-sdk, and the VPC has no X-Ray endpoint.
         "POWERTOOLS_TRACE_DISABLED": "true",
         "TRACE_LOG_LEVEL": stage.log_level,
+        "TRACE_PROFILE": "aws",  # real AWS endpoints (Lite refuses to call AWS without a local endpoint)
         "TRACE_DATABASE_URL": database_url(database),
         "TRACE_QUEUE_DRIVER": "sqs",
         "TRACE_TASK_QUEUE": task_queue,

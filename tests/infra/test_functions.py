@@ -98,6 +98,12 @@ def test_powertools_is_configured_by_environment(synthesized: Synthesized) -> No
         assert env["TRACE_DB_POOL_MAX"] == environment.LAMBDA["TRACE_DB_POOL_MAX"]
 
 
+def test_every_deployable_runs_the_aws_profile(synthesized: Synthesized) -> None:
+    # Lite (the default profile) refuses to build an AWS client without a local endpoint.
+    for name, env in environments(synthesized).items():
+        assert env["TRACE_PROFILE"] == "aws", name
+
+
 def test_no_secret_is_in_an_environment_variable(synthesized: Synthesized) -> None:
     lambdas = set(platform_functions(synthesized))
     for name, env in environments(synthesized).items():

@@ -13,12 +13,29 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from trace_core import errors
 from trace_core.settings import Settings
 
 _LOCAL_PLACEHOLDER = "trace-lite"
 
 
+def require_endpoint(settings: Settings) -> None:
+    """In Lite, refuse to go on without a local AWS endpoint: never fall back to public AWS.
+
+    A Lite process that lost its endpoint (the stack's state has no moto entry, AWS_ENDPOINT_URL unset)
+    would otherwise aim its clients at the real AWS endpoints, with whatever credentials the machine has.
+    """
+    if settings.profile == "lite" and not settings.aws_endpoint_url:
+        raise errors.ComponentError(
+            "no AWS endpoint: Lite calls only a local S3/SQS (moto server or LocalStack), and none is known "
+            "(the stack has no moto running and AWS_ENDPOINT_URL is unset)",
+            component="moto",
+            fix="run `trace-lite up`, or set AWS_ENDPOINT_URL to your LocalStack (TRACE_PROFILE=aws for real AWS)",
+        )
+
+
 def session(settings: Settings) -> boto3.session.Session:
+    require_endpoint(settings)
     kwargs: dict[str, Any] = {"region_name": settings.aws_region}
     if settings.aws_endpoint_url and not (
         os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE")

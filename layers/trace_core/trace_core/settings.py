@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     )
 
     # --- AWS APIs (standard variables, read as they are) ---
+    profile: Literal["lite", "aws"] = Field(
+        default="lite",
+        description="lite: every AWS API is a local endpoint (moto server, LocalStack), and a process without "
+        "one refuses to call AWS at all; aws: the deployed stack (set by the CDK app), real AWS endpoints.",
+    )
     aws_endpoint_url: str | None = Field(
         default=None, validation_alias=AliasChoices("AWS_ENDPOINT_URL", "TRACE_AWS_ENDPOINT_URL")
     )

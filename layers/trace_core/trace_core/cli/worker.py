@@ -10,7 +10,7 @@ from typing import Any
 
 import typer
 
-from trace_core import redact
+from trace_core import aws, redact
 from trace_core.cli import context
 from trace_core.db import pool
 from trace_core.queue import factory
@@ -48,6 +48,7 @@ def worker(
 ) -> None:
     """Run a worker in the foreground until SIGTERM/SIGINT (a second signal abandons at once)."""
     settings = context.settings()
+    aws.require_endpoint(settings)  # a Lite worker never falls back to public AWS
     malloc, threads = _prepare_for_cryo(settings)
     _logging(settings)
     if on_term not in ("finish", "abandon"):
@@ -112,6 +113,7 @@ def host(
     from trace_core.lite import host as host_mod
 
     settings = context.settings()
+    aws.require_endpoint(settings)
     if (settings.host_workers if workers is None else workers) > 0:
         _prepare_for_cryo(settings)  # its worker loops run Cryo in this process
     _logging(settings)
