@@ -66,6 +66,9 @@ def test_settings_hold_and_are_locked_with_the_gate_off(raw_engine: engine.Engin
     assert settings["allow_unsigned_extensions"] == "false"
     assert settings["python_enable_replacements"] == "false"
     assert settings["threads"] == "1"
+    # the gate writes an explicit NULLS LAST / ASC back as the default: the default is pinned to them
+    assert settings["default_null_order"] == "NULLS_LAST"
+    assert settings["default_order"] == "ASC"
     assert settings["memory_limit"] in {"286.1 MiB", "300.0 MB"}
     assert settings["max_temp_directory_size"] in {"95.3 MiB", "100.0 MB"}
 

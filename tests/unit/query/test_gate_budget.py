@@ -40,11 +40,11 @@ def test_gate_time_grows_about_linearly_with_the_number_of_ctes(shape: object) -
     limits = gate.GateLimits(max_cpu_s=30, max_tokens=100_000, max_chars=200_000)
     build = shape  # type: ignore[assignment]
     _cpu(build(50), limits)  # warm sqlglot's caches so the first measure is not the import
-    small = min(_cpu(build(700), limits) for _ in range(2))
-    large = min(_cpu(build(2800), limits) for _ in range(2))
+    small = min(_cpu(build(700), limits) for _ in range(3))
+    large = min(_cpu(build(2800), limits) for _ in range(3))
     # THEN 4x the size costs well under the 16x a quadratic gate costs (sqlglot's scopes copy a dict of the
     # CTEs before each one, in C: a small quadratic term the budget bounds)
-    assert large < 8 * small, (small, large)
+    assert large < 10 * small, (small, large)  # 16x would be quadratic; min of 3 rides out a loaded machine
 
 
 def test_a_query_over_the_cpu_budget_is_refused_with_a_clear_reason() -> None:

@@ -111,20 +111,48 @@ def _duckdb_tree(con: Any, sql: str) -> dict[str, Any]:
     return _normal(json.loads(raw))
 
 
-_TYPE_ALIASES = {"TEXT": "VARCHAR", "STRING": "VARCHAR"}
+_TYPE_ALIASES = {"TEXT": "VARCHAR", "STRING": "VARCHAR", "INT128": "HUGEINT", "UINT128": "UHUGEINT"}
 
 
 def _normal(value: Any) -> Any:
-    """DuckDB's parse tree minus positions and three spellings that parse differently but bind the same."""
+    """DuckDB's parse tree minus positions and the spellings that parse differently but bind the same:
+
+    - type aliases (TEXT/STRING are VARCHAR, INT128/UINT128 are HUGEINT/UHUGEINT);
+    - `NOT x IS NULL` is `x IS NOT NULL`; `x -> e` is `LAMBDA x : e`;
+    - an explicit `NULLS LAST` is the default order: the sandbox pins `default_null_order` to it
+      (tests/integration/query/test_engine.py);
+    - `INTERVAL 10 MINUTE` is `INTERVAL '10' MINUTE`: the quantity is cast to DOUBLE either way.
+    """
     if isinstance(value, list):
         return [_normal(v) for v in value]
     if not isinstance(value, dict):
         return _TYPE_ALIASES.get(value, value) if isinstance(value, str) else value
     node = {k: _normal(v) for k, v in value.items()
-            # positions; `x -> e` versus `LAMBDA x : e`
             if k not in ("query_location", "query_location_length", "syntax_type")}
     children = node.get("children") or []
-    # `NOT x IS NULL` is `x IS NOT NULL`.
     if node.get("type") == "OPERATOR_NOT" and len(children) == 1 and children[0].get("type") == "OPERATOR_IS_NULL":
         return {**children[0], "type": "OPERATOR_IS_NOT_NULL"}
+    if node.get("null_order") == "NULLS LAST":
+        node["null_order"] = "ORDER_DEFAULT"
+    child = node.get("child")
+    if (node.get("type") == "OPERATOR_CAST" and (node.get("type_expr") or {}).get("type_name") == "DOUBLE"
+            and isinstance(child, dict) and child.get("type") == "VALUE_CONSTANT"
+            and child["literal"].get("kind") in ("STRING", "VARCHAR") and child["literal"]["text"].isdigit()):
+        node["child"] = {**child, "literal": {"kind": "INTEGER", "text": child["literal"]["text"]}}
     return node
+
+
+# Spellings the gate writes back differently with the same meaning (see _normal), from the analyst corpus.
+RESPELLED = [
+    "SELECT sum(action_value::HUGEINT) AS total FROM traces",
+    "SELECT sum(value_string::UHUGEINT) AS total FROM erc20_transfers",
+    "SELECT block_number, value FROM transactions ORDER BY value DESC NULLS LAST, block_number ASC NULLS LAST",
+    "SELECT count(*) FROM blocks WHERE timestamp > now() - INTERVAL 10 MINUTE",
+]
+
+
+@pytest.mark.parametrize("sql", RESPELLED)
+def test_respelled_queries_parse_to_the_same_tree(con: Any, sql: str) -> None:
+    gated = gate.check(sql, relations=GRANTED)
+    assert _duckdb_tree(con, gated.sql) == _duckdb_tree(con, sql), gated.sql
+

@@ -192,6 +192,9 @@ class _Worker:
             "allow_community_extensions": False,
             "allow_unsigned_extensions": False,
             "python_enable_replacements": False,
+            # Pinned (and locked with the rest): the gate drops an explicit NULLS LAST, which is this order.
+            "default_null_order": "nulls_last",
+            "default_order": "asc",
         }), directory)
 
     def _run(self, database: _Database, key: str | None, request: dict[str, Any],

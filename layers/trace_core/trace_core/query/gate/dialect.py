@@ -47,6 +47,13 @@ class _Generator(duckdb_generator.DuckDBGenerator):
         exp.StartsWith: lambda self, e: self.binary(e, "^@"),
     }
 
+    # DuckDB's own names for its 128-bit integers (sqlglot writes the aliases INT128 / UINT128).
+    TYPE_MAPPING: ClassVar[dict[Any, str]] = {
+        **duckdb_generator.DuckDBGenerator.TYPE_MAPPING,
+        exp.DataType.Type.INT128: "HUGEINT",
+        exp.DataType.Type.UINT128: "UHUGEINT",
+    }
+
     def withingroup_sql(self, expression: exp.WithinGroup) -> str:
         # DuckDB's generator moves WITHIN GROUP's ORDER BY into the call's arguments, which is another
         # query for percentile_cont/percentile_disc; write the clause as it was written.
