@@ -1,7 +1,8 @@
 """The local Lambda host: runs the platform's Lambda handlers unchanged on one machine.
 
 - HTTP on 127.0.0.1 becomes API Gateway HTTP API (payload 2.0) events for the
-  API function (the dispatcher API);
+  API function (the dispatcher API), served by uvicorn with API Gateway's body
+  limit and read deadlines (:mod:`trace_core.lite.host_http`);
 - timers become EventBridge scheduled events (outbox drainer, lease reaper;
   EventBridge schedule rules never fire in moto, so the host drives them). The
   drainer also runs as soon as an outbox row commits (LISTEN ``trace_outbox``,
@@ -20,8 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import http.server
-import json
 import logging
 import os
 import signal
@@ -36,7 +35,7 @@ from trace_core import errors
 from trace_core import settings as settings_mod
 from trace_core.db import pool as pool_mod
 from trace_core.dispatcher import deps
-from trace_core.lite import anvil, host_events, host_functions, host_process, procs
+from trace_core.lite import anvil, host_events, host_functions, host_http, host_process, procs
 from trace_core.queue import base, factory, listener
 from trace_core.settings import Settings
 from trace_core.worker import config as worker_config
@@ -113,7 +112,7 @@ class Host:
         self._exit = contextlib.ExitStack()
         self.functions: dict[str, host_functions.Function] = {}
         self.workers: list[runner.Worker] = []
-        self._server: http.server.ThreadingHTTPServer | None = None
+        self._server: host_http.Server | None = None
         self.pool: ConnectionPool | None = None
         self.driver: base.QueueDriver | None = None
 
@@ -158,17 +157,19 @@ class Host:
             self.workers.append(worker)
             self._thread(worker.run, f"worker-{n}")
         if self.spec.api_function:
-            port = self._port or procs.free_port()
-            self._server = http.server.ThreadingHTTPServer((procs.HOST, port), _handler_class(self))
-            self._server.daemon_threads = True
-            self._thread(self._server.serve_forever, "http")
+            self._server = host_http.Server(self._port or 0)
+            api = self.functions[self.spec.api_function]
+            self._server.start(host_http.App(
+                invoke=lambda event: host_events.http_response(api.invoke(event)), health=self.health,
+                on_write=self._wake_outbox, region=self.settings.aws_region,
+                domain=f"{procs.HOST}:{self._server.port}",
+            ))
 
     def stop(self) -> None:
         """Stop serving, let workers finish (their grace), stop timers and pollers, release connections."""
         self._stopping.set()
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
         for worker in self.workers:
             worker.request_stop()
         for event in self._wakes.values():
@@ -179,7 +180,7 @@ class Host:
 
     @property
     def port(self) -> int | None:
-        return self._server.server_address[1] if self._server is not None else None
+        return self._server.port if self._server is not None else None
 
     @property
     def url(self) -> str | None:
@@ -253,52 +254,6 @@ class Host:
         done = [m for m in messages if m.message_id not in failed]
         if done:
             self.driver.ack(done)
-
-
-def _handler_class(host: Host) -> type[http.server.BaseHTTPRequestHandler]:
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        server_version = "TraceLiteHost/1"
-
-        def _serve(self) -> None:
-            raw_path, _, raw_query = self.path.partition("?")
-            if raw_path == HEALTH_PATH:
-                self._send(host_events.HttpResponse(200, [("content-type", "application/json")],
-                                                    json.dumps(host.health()).encode()))
-                return
-            length = int(self.headers.get("content-length") or 0)
-            body = self.rfile.read(length) if length else b""
-            event = host_events.http_api_event(
-                method=self.command, raw_path=raw_path, raw_query=raw_query, headers=list(self.headers.items()),
-                body=body, source_ip=self.client_address[0], region=host.settings.aws_region,
-                domain=f"{procs.HOST}:{host.port}",
-            )
-            assert host.spec.api_function is not None
-            try:
-                response = host_events.http_response(host.functions[host.spec.api_function].invoke(event))
-            except Exception:  # noqa: BLE001 - what API Gateway answers when the Lambda fails
-                response = host_events.HttpResponse(500, [("content-type", "application/json")],
-                                                    b'{"message":"Internal Server Error"}')
-            self._send(response)
-            if self.command in ("POST", "PUT", "PATCH", "DELETE") and response.status < 300:
-                host._wake_outbox()  # a write may have queued a wake-up: publish it now
-
-        def _send(self, response: host_events.HttpResponse) -> None:
-            self.send_response(response.status)
-            names = {name.lower() for name, _ in response.headers}
-            for name, value in response.headers:
-                self.send_header(name, value)
-            if "content-length" not in names:
-                self.send_header("content-length", str(len(response.body)))
-            self.end_headers()
-            self.wfile.write(response.body)
-
-        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
-
-        def log_message(self, format: str, *args: Any) -> None:
-            log.debug("http %s", format % args)
-
-    return Handler
 
 
 # ---------------------------------------------------------------- foreground entry point
