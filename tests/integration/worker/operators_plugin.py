@@ -68,5 +68,37 @@ def commit(ctx: operators.OperatorContext) -> dict[str, Any]:
     return {"committed_by": ctx.attempt}
 
 
-for _name, _fn in {"sleep": sleep, "flaky": flaky, "fail": fail, "commit": commit}.items():
+def poison(ctx: operators.OperatorContext) -> dict[str, Any]:
+    """Returns or raises what Postgres cannot store, as ``payload["kind"]`` says (see POISONS)."""
+    kind = ctx.payload["kind"]
+    if kind == "raise_nul":
+        raise errors.OperatorError("bad \x00 input", retryable=False)
+    if kind == "hook_nul":
+        def hook(conn: Any, task: Any, outputs: dict[str, Any]) -> None:
+            raise errors.OperatorError("hook saw \x00", retryable=False)
+
+        ctx.on_success = hook
+        return {"hooked": True}
+    return POISONS[kind]
+
+
+#: Outputs Postgres refuses, by kind.
+POISONS: dict[str, dict[str, Any]] = {
+    "nan": {"x": float("nan")},
+    "inf": {"x": [1, float("inf")]},
+    "nul": {"s": "a\u0000b"},
+    "surrogate": {"s": "\ud800"},
+}
+
+#: What ``echo`` returns, by ``payload["key"]`` (for in-process workers: a payload could not carry these).
+ECHO: dict[str, Any] = {}
+
+
+def echo(ctx: operators.OperatorContext) -> Any:
+    """Returns ``ECHO[payload["key"]]``, whatever it is."""
+    return ECHO[ctx.payload["key"]]
+
+
+for _name, _fn in {"sleep": sleep, "flaky": flaky, "fail": fail, "commit": commit, "poison": poison,
+                   "echo": echo}.items():
     operators.register(_name, _fn, replace=True)

@@ -53,7 +53,11 @@ class DispatcherClient(Protocol):
         """Extend each lease; per task the extended lease or the fence error (lease lost)."""
 
     def complete(self, items: Sequence[CompletionItem]) -> dict[UUID, Completed]:
-        """Report finished attempts (fenced); per task its status afterwards or the fence error."""
+        """Report finished attempts (fenced); per task its status afterwards or the error that refused it.
+
+        One item the dispatcher cannot store never fails its neighbours: it is recorded as a failure of
+        its own task (cause in ``last_error``) or answered with an error. Raises only when nothing could
+        be recorded for a reason that may pass (the database unreachable): the caller retries the batch."""
 
     def task_token(self, lease: models.Lease, settings: Settings) -> str | None:
         """A Query Service task token for the attempt (grants from ``payload["grants"]``), or None."""

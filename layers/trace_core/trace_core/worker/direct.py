@@ -8,6 +8,14 @@ With a pgqueue driver on the same database (:func:`for_driver`), a completion
 batch also acks its wake-ups in that transaction, and a claim the wake-ups it
 spent (those whose task it did not claim): a commit less each, and a wake-up
 disappears exactly when its work is recorded.
+
+A completion batch that fails as a whole for any reason but an unreachable
+database (a value Postgres refuses, a bug) is split in halves until each part
+commits or is one completion; a completion that still fails alone is recorded
+as a failure of its task with the cause in ``last_error``, and if even that
+fails its task gets the error as its outcome (its lease then runs out and the
+reaper retries it). So one bad completion never holds up its neighbours, and
+:meth:`DirectClient.complete` raises only for errors that may pass.
 """
 
 from __future__ import annotations
@@ -23,9 +31,13 @@ from psycopg_pool import ConnectionPool
 from trace_core.dispatcher import errors, models, tasks
 from trace_core.queue import base, pgqueue
 from trace_core.settings import Settings
-from trace_core.worker import client
+from trace_core.worker import client, operators
 
 log = logging.getLogger(__name__)
+
+# Errors that may pass (connection lost, pool exhausted, deadlock, serialization failure): the
+# whole batch is retried later, as it is. Any other error is the batch's own: it is split.
+TRANSIENT = (psycopg.OperationalError, psycopg.InterfaceError)
 
 AckIn = Callable[[psycopg.Connection[Any], Sequence[base.Message]], None]
 
@@ -76,6 +88,41 @@ class DirectClient:
         return beaten
 
     def complete(self, items: Sequence[client.CompletionItem]) -> dict[UUID, client.Completed]:
+        """Record the batch in one transaction; if it fails as a whole, split it (see the module doc)."""
+        try:
+            return self._complete_batch(items)
+        except TRANSIENT:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the batch's own failure: find the completion that causes it
+            if len(items) == 1:
+                return {items[0].lease.task.task_id: self._complete_refused(items[0], exc)}
+            log.warning("completing %d task(s) in one transaction failed (%s: %s); splitting the batch",
+                        len(items), type(exc).__name__, exc)
+            half = len(items) // 2
+            return {**self.complete(items[:half]), **self.complete(items[half:])}
+
+    def _complete_refused(self, item: client.CompletionItem, exc: Exception) -> client.Completed:
+        """The completion of ``item`` fails on its own: record the attempt as failed, with the cause."""
+        lease = item.lease
+        cause = f"{type(exc).__name__}: {exc}".strip()
+        log.error("completion of task %s attempt %d cannot be recorded (%s); recording it as failed",
+                  lease.task.task_id, lease.attempt, cause)
+        # A success Postgres refuses would be refused again on retry; a refused failure keeps its retryability.
+        retryable = isinstance(item.result, models.Failure) and item.result.retryable
+        failure = operators.failure(f"completion could not be recorded: {cause}", retryable=retryable)
+        try:
+            return self._complete_batch([client.CompletionItem(lease, failure, None, item.messages)])[
+                lease.task.task_id
+            ]
+        except TRANSIENT:
+            raise
+        except Exception as again:  # noqa: BLE001 - give up on this attempt: its lease runs out, the reaper retries
+            log.error("recording the failure of task %s attempt %d failed too: %s", lease.task.task_id,
+                      lease.attempt, again)
+            return errors.DispatcherError(f"completion of task {lease.task.task_id} attempt {lease.attempt} "
+                                          f"could not be recorded: {cause}", task_id=str(lease.task.task_id))
+
+    def _complete_batch(self, items: Sequence[client.CompletionItem]) -> dict[UUID, client.Completed]:
         done: dict[UUID, client.Completed] = {}
         plain = sorted((i for i in items if i.on_success is None), key=lambda i: i.lease.task.task_id)
         hooked = sorted((i for i in items if i.on_success is not None), key=lambda i: i.lease.task.task_id)
@@ -132,8 +179,8 @@ class DirectClient:
         except Exception as exc:  # noqa: BLE001 - the operator's commit hook failed: the attempt failed
             log.warning("commit hook of task %s attempt %s failed: %s", lease.task.task_id, lease.attempt, exc)
             # A hook may know its failure is permanent (a conflicting second publication of a version).
-            failure = models.Failure(error=f"commit hook failed: {type(exc).__name__}: {exc}"[:10_000],
-                                     retryable=bool(getattr(exc, "retryable", True)))
+            failure = operators.failure(f"commit hook failed: {type(exc).__name__}: {exc}",
+                                        retryable=bool(getattr(exc, "retryable", True)))
             try:
                 return tasks.complete(
                     conn, lease.task.task_id, attempt=lease.attempt, lease_token=lease.lease_token, result=failure

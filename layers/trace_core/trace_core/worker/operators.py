@@ -2,7 +2,11 @@
 
 An operator returns its outputs (a JSON object) to succeed, raises
 :class:`~trace_core.worker.errors.OperatorError` (``retryable=False`` for a
-permanent failure) or any other exception (retryable) to fail. Long operators
+permanent failure) or any other exception (retryable) to fail. :func:`run`
+turns whatever it does into a result the dispatcher can store: outputs
+Postgres would refuse (NaN or Infinity, a NUL character, a lone surrogate,
+nesting deeper than 64, more than 256 KiB) fail that task for good with the
+cause in ``last_error``, and an error text is made storable. Long operators
 call ``ctx.heartbeat()`` now and then if they like (the worker heartbeats on a
 timer anyway) and stop early when ``ctx.cancelled`` is set: the lease was lost
 or the worker is abandoning it, and a completion would be rejected.
@@ -17,10 +21,12 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import threading
+import traceback
 from collections.abc import Callable
 from typing import Any
 
 import psycopg
+from pydantic import ValidationError
 
 from trace_core.dispatcher import models
 from trace_core.settings import Settings
@@ -123,6 +129,50 @@ def load_modules(spec: str) -> list[str]:
             ) from exc
         loaded.append(module)
     return loaded
+
+
+MAX_ERROR_CHARS = 10_000
+
+
+def run(ctx: OperatorContext) -> models.Success | models.Failure:
+    """Run the task's operator; its outputs, or why the attempt failed (never raises an Exception)."""
+    name = ctx.task.operator
+    try:
+        outputs = get(name)(ctx)
+    except errors.OperatorError as exc:
+        return failure(exc.message or type(exc).__name__, retryable=exc.retryable)
+    except Exception as exc:  # noqa: BLE001 - any other failure of the operator is retryable
+        return failure(_describe(exc), retryable=True)
+    if not isinstance(outputs, dict):
+        return failure(f"operator {name} returned {type(outputs).__name__}, expected a dict", retryable=False)
+    try:
+        return models.Success(outputs=outputs)
+    except ValidationError as exc:
+        # Deterministic: the same input would return the same outputs, so retrying only burns attempts.
+        return failure(f"output not storable: {_reason(exc)}", retryable=False)
+
+
+def failure(error: str, *, retryable: bool) -> models.Failure:
+    """A Failure carrying ``error`` as Postgres can store it: NUL and lone surrogates escaped, at most
+    MAX_ERROR_CHARS characters, never empty."""
+    text = error.replace("\x00", "\\u0000").encode("utf-8", "backslashreplace").decode("utf-8")
+    return models.Failure(error=text[:MAX_ERROR_CHARS] or "failed without a message", retryable=retryable)
+
+
+def _describe(exc: BaseException) -> str:
+    """The exception's type, message and the last lines of its traceback."""
+    tail = "".join(traceback.format_exception(exc)[-3:])
+    try:
+        return f"{type(exc).__name__}: {exc}\n{tail}"
+    except Exception:  # noqa: BLE001 - its __str__ failed; format_exception says so in the tail
+        return f"{type(exc).__name__}\n{tail}"
+
+
+def _reason(exc: ValidationError) -> str:
+    """What a model refused, without pydantic's "Value error, " prefix."""
+    first = exc.errors()[0]
+    cause = (first.get("ctx") or {}).get("error")
+    return str(cause) if cause is not None else str(first["msg"])
 
 
 def noop(ctx: OperatorContext) -> dict[str, Any]:

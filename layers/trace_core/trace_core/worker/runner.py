@@ -13,9 +13,10 @@ Threads, each with one job:
   another: handing a task of a few microseconds to a thread costs more than
   running it;
 - the completer reports finished attempts in batches and frees their slots;
-- the heartbeater extends every live lease (and its messages' visibility)
+- the heartbeater extends every held lease (and its messages' visibility)
   every ``heartbeat_seconds`` (a third of the lease by default: two missed
-  beats are survivable), and cancels an operator whose lease was lost.
+  beats are survivable), those whose completion is still pending included,
+  and cancels an operator whose lease was lost.
 
 A message is acked (in one call per loop turn, or by the client in the
 transaction that records the claim or the completion) only after its task's
@@ -36,11 +37,8 @@ import logging
 import queue as queue_mod
 import threading
 import time
-import traceback
 from collections import Counter
 from uuid import UUID
-
-from pydantic import ValidationError
 
 from trace_core.dispatcher import errors as dispatcher_errors
 from trace_core.dispatcher import models
@@ -48,7 +46,7 @@ from trace_core.queue import base
 from trace_core.settings import Settings
 from trace_core.worker import client as client_mod
 from trace_core.worker import config as config_mod
-from trace_core.worker import errors, operators, telemetry, wakeups
+from trace_core.worker import operators, telemetry, wakeups
 
 log = logging.getLogger(__name__)
 
@@ -239,30 +237,12 @@ class Worker:
 
     def _run(self, job: _Running) -> None:
         started = time.monotonic()
-        result = self._execute(job)
+        result = operators.run(job.ctx)
         elapsed = time.monotonic() - started
         with self._lock:  # EWMA of operator run time: decides whether to prefetch and to run inline
             self._run_time = elapsed if self._run_time is None else 0.8 * self._run_time + 0.2 * elapsed
         job.finished = True
         self._done.put((job, result))
-
-    def _execute(self, job: _Running) -> models.Success | models.Failure:
-        try:
-            fn = operators.get(job.lease.task.operator)
-            outputs = fn(job.ctx)
-            if not isinstance(outputs, dict):
-                return models.Failure(
-                    error=f"operator {job.lease.task.operator} returned {type(outputs).__name__}, expected a dict",
-                    retryable=False,
-                )
-            return models.Success(outputs=outputs)
-        except errors.OperatorError as exc:
-            return models.Failure(error=exc.message[:10_000] or type(exc).__name__, retryable=exc.retryable)
-        except ValidationError as exc:  # outputs too large or not JSON
-            return models.Failure(error=f"invalid outputs: {exc.errors()[0]['msg']}"[:10_000], retryable=False)
-        except Exception as exc:  # noqa: BLE001 - any other failure of the operator is retryable
-            tail = "".join(traceback.format_exception(exc)[-3:])
-            return models.Failure(error=f"{type(exc).__name__}: {exc}\n{tail}"[:10_000], retryable=True)
 
     # ------------------------------------------------------------ completing
     def _complete_loop(self) -> None:
@@ -299,13 +279,13 @@ class Worker:
         else:
             outcomes = {}
         completed = failed = 0
-        for job, result in todo:
+        for job, _ in todo:
             outcome = outcomes.get(job.lease.task.task_id)
             if isinstance(outcome, dispatcher_errors.DispatcherError):
                 self.stats["rejected"] += 1
                 log.warning("worker: completion of task %s attempt %d rejected: %s",
                             job.lease.task.task_id, job.lease.attempt, outcome)
-            elif isinstance(result, models.Success):
+            elif outcome == "completed":  # not a success whose commit hook failed, or that was refused
                 self.stats["succeeded"] += 1
                 completed += 1
             else:
@@ -341,7 +321,9 @@ class Worker:
     def _heartbeat_loop(self) -> None:
         while not self._beats_stop.wait(self.config.beat_every):
             with self._lock:
-                live = [r for r in self._running.values() if not (r.finished or r.lost or r.abandoned)]
+                # A finished attempt stays here until its completion is recorded: its lease is kept
+                # alive meanwhile (a completion retried through a database outage must not lose it).
+                live = [r for r in self._running.values() if not (r.lost or r.abandoned)]
             if live:
                 self._beat(live)
             self._flush_acks()  # in case the receive loop waits on busy slots
@@ -354,8 +336,9 @@ class Worker:
             return
         for running in live:
             outcome = outcomes.get(running.lease.task.task_id)
-            if isinstance(outcome, dispatcher_errors.DispatcherError) and not running.finished:
-                self._lost(running, outcome)
+            if isinstance(outcome, dispatcher_errors.DispatcherError):
+                if not running.finished:  # a finished one was most likely completed meanwhile
+                    self._lost(running, outcome)
                 continue
             for message in running.messages:
                 try:
