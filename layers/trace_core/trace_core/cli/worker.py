@@ -48,7 +48,6 @@ def worker(
 ) -> None:
     """Run a worker in the foreground until SIGTERM/SIGINT (a second signal abandons at once)."""
     settings = context.settings()
-    aws.require_endpoint(settings)  # a Lite worker never falls back to public AWS
     malloc, threads = _prepare_for_cryo(settings)
     _logging(settings)
     if on_term not in ("finish", "abandon"):
@@ -113,7 +112,7 @@ def host(
     from trace_core.lite import host as host_mod
 
     settings = context.settings()
-    aws.require_endpoint(settings)
+    aws.require_endpoint(settings)  # its planner and sink write to S3: never to public AWS
     if (settings.host_workers if workers is None else workers) > 0:
         _prepare_for_cryo(settings)  # its worker loops run Cryo in this process
     _logging(settings)
