@@ -29,6 +29,27 @@ class InvalidTaskError(DispatcherError):
         self.expected = expected
 
 
+class MalformedBodyError(DispatcherError):
+    """The request body is not a JSON document the API reads (not UTF-8, not JSON, too deep, empty)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, field="body")
+
+
+class BodyTooLargeError(DispatcherError):
+    """The request body is larger than the API reads."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, field="body")
+
+
+class UnsupportedMediaTypeError(DispatcherError):
+    """The request body is declared as something other than JSON."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, field="content-type")
+
+
 class NotClaimableError(DispatcherError):
     """The task is not queued, or not yet due, or already leased (``status``, ``current_attempt``)."""
 

@@ -7,6 +7,7 @@ All frozen with ``extra="forbid"``. Wire models of the HTTP API live in
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -60,20 +61,20 @@ def check_json_value(value: Any, *, path: str = "$") -> None:
         if isinstance(item, bool) or item is None or isinstance(item, int):
             continue
         if isinstance(item, float):
-            if item != item or item in (float("inf"), float("-inf")):
+            if not math.isfinite(item):
                 raise ValueError(f"{where}: {item!r} is not a JSON number (only finite numbers are stored)")
         elif isinstance(item, str):
             storable_text(item, where=where)
         elif isinstance(item, dict):
             for key, child in item.items():
                 if not isinstance(key, str):
-                    raise ValueError(f"{where}: object key {key!r} is not a string")
+                    raise ValueError(f"{where}: object key {key!r} is not a string")  # noqa: TRY004 - pydantic wants ValueError
                 storable_text(key, where=f"{where} key {key[:40]!r}")
                 stack.append((child, f"{where}.{key[:40]}", depth + 1))
         elif isinstance(item, (list, tuple)):
             stack.extend((child, f"{where}[{i}]", depth + 1) for i, child in enumerate(item))
         else:
-            raise ValueError(f"{where}: {type(item).__name__} is not a JSON value")
+            raise ValueError(f"{where}: {type(item).__name__} is not a JSON value")  # noqa: TRY004 - as above
 
 
 def check_payload_size(value: dict[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Strict, StrictBool
 
 from trace_core.dispatcher import models
 
@@ -18,6 +18,13 @@ _REQUEST = ConfigDict(frozen=True, extra="forbid")
 _RESPONSE = ConfigDict(frozen=True)
 
 Reason = Annotated[str, Field(min_length=1, max_length=10_000)]
+# Request integers are JSON integers only (no "3", no true, no 3.0), and bounded (the columns are Postgres integers).
+MAX_ATTEMPT = 100  # an attempt never exceeds the task's max_attempts, itself at most 100
+MaxAttempts = Annotated[models.MaxAttempts, Strict()]
+BackoffBaseMs = Annotated[models.BackoffBaseMs, Strict()]
+LeaseSeconds = Annotated[models.LeaseSeconds, Strict()]
+Attempt = Annotated[models.Attempt, Strict(), Field(le=MAX_ATTEMPT)]
+Limit = Annotated[int, Strict(), Field(ge=1, le=100)]
 
 
 class CreateTaskRequest(BaseModel):
@@ -29,8 +36,8 @@ class CreateTaskRequest(BaseModel):
     payload: models.JsonObject = Field(default_factory=dict)
     idempotency_key: models.IdempotencyKey | None = None
     job_id: UUID | None = None
-    max_attempts: models.MaxAttempts = 3
-    backoff_base_ms: models.BackoffBaseMs = 1000
+    max_attempts: MaxAttempts = 3
+    backoff_base_ms: BackoffBaseMs = 1000
     queue: models.QueueName = "trace-tasks"
 
 
@@ -38,7 +45,7 @@ class ClaimRequest(BaseModel):
     model_config = _REQUEST
 
     worker_id: models.WorkerId
-    lease_seconds: models.LeaseSeconds = 30
+    lease_seconds: LeaseSeconds = 30
 
 
 class ClaimNextRequest(BaseModel):
@@ -49,16 +56,16 @@ class ClaimNextRequest(BaseModel):
     worker_id: models.WorkerId
     operators: list[models.Operator] | None = Field(default=None, max_length=100)
     queue: models.QueueName | None = None
-    lease_seconds: models.LeaseSeconds = 30
-    limit: Annotated[int, Field(ge=1, le=100)] = 1
+    lease_seconds: LeaseSeconds = 30
+    limit: Limit = 1
 
 
 class HeartbeatRequest(BaseModel):
     model_config = _REQUEST
 
-    attempt: models.Attempt
+    attempt: Attempt
     lease_token: UUID
-    lease_seconds: models.LeaseSeconds = 30
+    lease_seconds: LeaseSeconds = 30
 
 
 class SuccessResult(BaseModel):
@@ -73,7 +80,7 @@ class FailureResult(BaseModel):
 
     outcome: Literal["failure"]
     error: Annotated[str, Field(min_length=1, max_length=10_000)]
-    retryable: bool = True
+    retryable: StrictBool = True
 
 
 class CompleteRequest(BaseModel):
@@ -81,7 +88,7 @@ class CompleteRequest(BaseModel):
 
     model_config = _REQUEST
 
-    attempt: models.Attempt
+    attempt: Attempt
     lease_token: UUID
     result: Annotated[SuccessResult | FailureResult, Field(discriminator="outcome")]
 
@@ -91,7 +98,7 @@ class AbandonRequest(BaseModel):
 
     model_config = _REQUEST
 
-    attempt: models.Attempt
+    attempt: Attempt
     lease_token: UUID
     reason: Reason
 
@@ -144,10 +151,12 @@ class LeaseListResponse(BaseModel):
 class ErrorBody(BaseModel):
     model_config = _RESPONSE
 
-    code: str = Field(description="Machine-readable: invalid_request, task_not_found, not_claimable, "
-                                  "stale_attempt, lease_expired, unavailable, not_found.")
+    code: str = Field(description="Machine-readable: invalid_request (422), malformed_body (400), "
+                                  "body_too_large (413), unsupported_media_type (415), task_not_found, "
+                                  "not_claimable, stale_attempt, lease_expired, unavailable, not_found.")
     message: str
-    field: str | None = Field(default=None, description="The offending field (for invalid_request).")
+    field: str | None = Field(default=None, description="The offending field, dotted (`result.error`, "
+                              "`payload.items.3`): `body` for the body as a whole, `content-type` for its type.")
     current_attempt: int | None = Field(default=None, description="The task's live attempt (for 409s).")
     status: str | None = Field(default=None, description="The task's status (for not_claimable).")
 
