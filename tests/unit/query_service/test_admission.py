@@ -49,6 +49,23 @@ def test_over_its_limits_a_principal_is_refused_with_when_to_retry():
     assert info.value.details["retry_after_s"] == 20
 
 
+def test_retry_after_follows_how_long_queries_have_been_taking():
+    # GIVEN queries that took about 2 s each (with a 30 s deadline)
+    now = [100.0]
+    gate = admission.Admission(slots=4, per_principal=1, queued_per_principal=0, max_wait_s=1, run_s=30,
+                               clock=lambda: now[0])
+    for _ in range(5):
+        with gate.slot("p"):
+            now[0] += 2
+    # WHEN the principal is over its limit 1 s into its next query
+    with gate.slot("p"):
+        now[0] += 1
+        with pytest.raises(errors.ConcurrencyLimitError) as info:
+            gate.slot("p").__enter__()
+    # THEN it is told to come back when that query is likely done (2 x 2 s past its start), not in 29 s
+    assert info.value.details["retry_after_s"] == 3
+
+
 def test_the_breaker_opens_after_n_crashes_in_the_window_and_closes_after_the_cooldown():
     now = [0.0]
     trip = breaker.CrashBreaker(crashes=2, window_s=10, cooldown_s=60, clock=lambda: now[0])

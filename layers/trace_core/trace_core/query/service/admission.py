@@ -6,7 +6,8 @@ sending long queries on every worker made everyone else wait or get 503. Now:
 - a principal runs at most ``per_principal`` queries at once, and may have at
   most ``queued_per_principal`` more waiting; past that it is refused at once
   (429 ``too_many_queries``) with the seconds until its earliest running query
-  must end (``retry_after_s``);
+  is likely to end (``retry_after_s``: twice the recent typical run time past its
+  start, never past its deadline; the deadline while nothing has finished yet);
 - when a slot frees, it goes to the waiting principal with the fewest running
   queries (then the longest waiting), so a light user is served before a heavy
   user's backlog;
@@ -52,6 +53,7 @@ class Admission:
         self._clock = clock
         self._cond = threading.Condition()
         self._running: dict[str, list[float]] = {}  # principal -> when each running query must end by
+        self._typical_s: float | None = None  # moving average of recent run times
         self._waiting: list[_Waiter] = []
         self._seq = itertools.count()
 
@@ -95,6 +97,8 @@ class Admission:
 
     def _release(self, principal: str, ends_by: float) -> None:
         with self._cond:
+            took = max(0.0, self._clock() - (ends_by - self.run_s))
+            self._typical_s = took if self._typical_s is None else 0.8 * self._typical_s + 0.2 * took
             mine = self._running[principal]
             mine.remove(ends_by)
             if not mine:
@@ -116,5 +120,8 @@ class Admission:
         )
 
     def _retry_after(self, ends: list[float]) -> int:
-        soonest = min(ends, default=self._clock() + 1)
-        return max(1, math.ceil(soonest - self._clock()))
+        now = self._clock()
+        if self._typical_s is not None:  # a query started at (end - run_s) likely ends 2 typical runs later
+            ends = [min(end, max(now, end - self.run_s + 2 * self._typical_s)) for end in ends]
+        soonest = min(ends, default=now + 1)
+        return max(1, math.ceil(soonest - now))
