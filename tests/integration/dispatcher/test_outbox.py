@@ -8,12 +8,15 @@ import subprocess
 import sys
 import textwrap
 import time
+import uuid
 from pathlib import Path
 
+from psycopg.types.json import Jsonb
 from trace_core.dispatcher import models, outbox, tasks
-from trace_core.queue import pgqueue
+from trace_core.queue import pgqueue, sqs
 
 from tests.integration.dispatcher import conftest as helpers
+from tests.integration.queue.conftest import SqsCalls, drain_sqs, make_sqs_queue, sqs_client
 
 
 def _pending(conn) -> int:
@@ -113,6 +116,16 @@ def test_drain_all_empties_a_backlog_in_batches(conn, driver):
     assert len(driver.bodies()) == 25
 
 
+def test_drain_all_stops_at_its_deadline_after_one_batch(conn, driver):
+    # GIVEN a backlog of three batches and a deadline already passed
+    tasks.create_many(conn, [models.CreateTask(operator="noop") for _ in range(30)])
+    # WHEN the drainer runs THEN it still publishes one batch, then leaves the rest for the next run
+    assert outbox.drain_all(conn, driver, batch_size=10, until=time.monotonic()) == 10
+    assert _pending(conn) == 20
+    # AND with time left it goes on until the backlog is empty, past any small batch count
+    assert outbox.drain_all(conn, driver, batch_size=10, max_batches=1000, until=time.monotonic() + 60) == 20
+
+
 def test_drainer_publishes_to_real_pgqueue(conn, database_url):
     """The drainer against the real Postgres queue driver: a wake-up arrives as a receivable message."""
     driver = pgqueue.PgQueueDriver(database_url, listen=False, poll_interval=0.2)
@@ -136,3 +149,46 @@ def test_oldest_pending_age_is_what_the_outbox_age_alarm_watches(conn, driver):
     assert 89 <= outbox.oldest_pending_age_seconds(conn) < 120
     outbox.drain(conn, driver)
     assert outbox.oldest_pending_age_seconds(conn) == 0.0
+
+
+def test_drainer_publishes_a_backlog_to_sqs_several_batches_at_once(conn, moto_url):
+    """The drainer against SQS (moto server over HTTP): batches of 10 go out concurrently, every row is marked."""
+    # GIVEN 300 pending wake-ups for an SQS queue
+    client = sqs_client(moto_url)
+    queue = f"drain-{uuid.uuid4().hex[:8]}"
+    url = make_sqs_queue(client, queue)
+    made = tasks.create_many(conn, [models.CreateTask(operator="noop", queue=queue) for _ in range(300)])
+    driver = sqs.SqsDriver(client, queue_urls={queue: url})
+    calls = SqsCalls(client)
+    try:
+        # WHEN one drain publishes them
+        assert outbox.drain(conn, driver, batch_size=1000) == 300
+    finally:
+        driver.close()
+    # THEN 30 full batches were sent, several in flight at once, and every row is marked published
+    assert calls.made == {"SendMessageBatch": 30} and calls.max_in_flight > 1
+    assert _pending(conn) == 0
+    assert sorted(b["task_id"] for b in drain_sqs(client, url)) == sorted(str(t.task_id) for t in made)
+
+
+def test_rows_sqs_rejects_stay_pending_and_the_rest_are_marked(conn, moto_url):
+    # GIVEN 20 outbox rows whose second batch of 10 is more than SQS takes in one call
+    client = sqs_client(moto_url)
+    queue = f"reject-{uuid.uuid4().hex[:8]}"
+    url = make_sqs_queue(client, queue)
+    for n in range(20):
+        conn.execute("INSERT INTO state.outbox (queue, payload) VALUES (%s, %s)",
+                     (queue, Jsonb({"n": n, "pad": "x" * (600_000 if n in (12, 13) else 0)})))
+    conn.commit()
+    driver = sqs.SqsDriver(client, queue_urls={queue: url})
+    try:
+        # WHEN the drainer runs
+        assert outbox.drain(conn, driver) == 10
+    finally:
+        driver.close()
+    # THEN the accepted batch is marked, the rejected one stays pending with its error, for a later retry
+    rows = conn.execute("SELECT payload->>'n' AS n, published_at IS NOT NULL AS done, last_error "
+                        "FROM state.outbox ORDER BY outbox_id").fetchall()
+    assert [r["done"] for r in rows] == [True] * 10 + [False] * 10
+    assert all("PublishError" in r["last_error"] for r in rows[10:])
+    assert sorted(b["n"] for b in drain_sqs(client, url)) == list(range(10))

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -45,6 +47,28 @@ def drain_sqs(client: Any, url: str) -> list[dict[str, Any]]:
         if not got:
             return bodies
         bodies.extend(json.loads(m["Body"]) for m in got)
+
+
+class SqsCalls:
+    """Counts SQS API calls made through ``client`` (botocore event hooks), and the most in flight at once."""
+
+    def __init__(self, client) -> None:
+        self.made: Counter[str] = Counter()
+        self.in_flight = self.max_in_flight = 0
+        self._lock = threading.Lock()
+        client.meta.events.register("before-call.sqs", self._before)
+        client.meta.events.register("after-call.sqs", self._after)
+        client.meta.events.register("after-call-error.sqs", self._after)
+
+    def _before(self, model, **_) -> None:
+        with self._lock:
+            self.made[model.name] += 1
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def _after(self, **_) -> None:
+        with self._lock:
+            self.in_flight -= 1
 
 
 @pytest.fixture(params=["memory", "pgqueue", "sqs"])

@@ -7,7 +7,7 @@ import uuid
 import pytest
 from trace_core.queue import errors, sqs
 
-from tests.integration.queue.conftest import make_sqs_queue, sqs_client
+from tests.integration.queue.conftest import SqsCalls, drain_sqs, make_sqs_queue, sqs_client
 
 
 @pytest.fixture
@@ -64,3 +64,73 @@ def test_publishing_more_than_one_batch_sends_every_body(client):
         seen |= {m.body["n"] for m in got}
         driver.ack(got)
     assert seen == set(range(23))
+
+
+def test_a_large_publish_sends_several_batches_at_once(client):
+    # GIVEN 300 wake-ups for one queue (30 SendMessageBatch calls of 10)
+    name = f"wide-{uuid.uuid4().hex[:8]}"
+    make_sqs_queue(client, name)
+    driver = sqs.SqsDriver(client)
+    driver.url(name)
+    calls = SqsCalls(client)
+    try:
+        # WHEN they are published
+        driver.publish(name, [{"n": n} for n in range(300)])
+    finally:
+        driver.close()
+    # THEN every batch is full and several were in flight at once (not one round trip after another)
+    assert calls.made == {"SendMessageBatch": 30}
+    assert calls.max_in_flight > 1
+    assert calls.max_in_flight <= sqs.MAX_IN_FLIGHT
+    # AND every body arrived
+    assert sorted(b["n"] for b in drain_sqs(client, driver.url(name))) == list(range(300))
+
+
+def test_receive_and_ack_go_ten_at_a_time(client):
+    # GIVEN 30 messages waiting
+    name = f"tens-{uuid.uuid4().hex[:8]}"
+    make_sqs_queue(client, name)
+    driver = sqs.SqsDriver(client)
+    driver.publish(name, [{"n": n} for n in range(30)])
+    calls = SqsCalls(client)
+    # WHEN a consumer asks for 30 and acks them in one call
+    got = driver.receive(name, max_messages=30, wait_seconds=0)
+    driver.ack(got)
+    driver.close()
+    # THEN it got all 30 from three full receives and deleted them in three batches, never one by one
+    assert sorted(m.body["n"] for m in got) == list(range(30))
+    assert calls.made == {"ReceiveMessage": 3, "DeleteMessageBatch": 3}
+    assert drain_sqs(client, driver.url(name)) == []
+
+
+def test_asking_for_more_than_ten_on_a_quiet_queue_long_polls_once(client):
+    # GIVEN an empty queue
+    name = f"quiet-{uuid.uuid4().hex[:8]}"
+    make_sqs_queue(client, name)
+    driver = sqs.SqsDriver(client)
+    driver.url(name)
+    calls = SqsCalls(client)
+    # WHEN a consumer asks for up to 100 with a short wait THEN it makes one call, not ten
+    assert driver.receive(name, max_messages=100, wait_seconds=0.2) == []
+    assert calls.made == {"ReceiveMessage": 1}
+    # AND a partly filled queue is drained by one full receive and concurrent top-ups
+    driver.publish(name, [{"n": n} for n in range(15)])
+    got = driver.receive(name, max_messages=100, wait_seconds=0)
+    driver.close()
+    assert sorted(m.body["n"] for m in got) == list(range(15))
+
+
+def test_a_rejected_batch_is_reported_by_index_and_the_others_go_out(client):
+    # GIVEN 20 bodies whose second batch of 10 is over what SQS takes per call (1 MiB)
+    name = f"part-{uuid.uuid4().hex[:8]}"
+    make_sqs_queue(client, name)
+    driver = sqs.SqsDriver(client)
+    bodies = [{"n": n, "pad": "x" * (600_000 if n in (12, 13) else 0)} for n in range(20)]
+    # WHEN they are published
+    with pytest.raises(errors.PublishError) as caught:
+        driver.publish(name, bodies)
+    driver.close()
+    # THEN the error names exactly the rejected ones, and the first batch arrived
+    assert caught.value.details["indexes"] == list(range(10, 20))
+    assert caught.value.details["queue"] == name
+    assert sorted(b["n"] for b in drain_sqs(client, driver.url(name))) == list(range(10))

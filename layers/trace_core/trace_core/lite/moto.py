@@ -1,11 +1,18 @@
 """``moto_server``: the embedded AWS endpoint (S3, SQS, Secrets Manager, SES, EventBridge).
 
 ``start`` runs this module (``python -m trace_core.lite.moto``): moto's own server
-(``moto.server``: its WSGI app on werkzeug, threaded) with one change, the backend
-lookup is cached per host. moto otherwise lists its package directory (an ``isdir``
-per service, about 180) and tries every service's URL patterns on every request: a
-fifth of the CPU of a small S3 request, and the chain sync makes twelve per range
-(docs/decisions/1001, point 12).
+(``moto.server``: its WSGI app on werkzeug, threaded) with two changes:
+
+- the backend lookup is cached per host. moto otherwise lists its package directory
+  (an ``isdir`` per service, about 180) and tries every service's URL patterns on
+  every request: a fifth of the CPU of a small S3 request, and the chain sync makes
+  twelve per range (docs/decisions/1001, point 12);
+- SQS's per-message checks cost O(1), not O(queue): moto recomputes every queue
+  attribute for each message's retention check and reads the clock through
+  ``datetime`` per message per scan. At 2,000 queued messages a ``SendMessageBatch``
+  cost 195 ms and a ``ReceiveMessage`` 1,105 ms of moto's CPU (12 and 4 ms after):
+  the SQS path's wake-ups crawled at 8/s (issue 15, item 7;
+  docs/architecture/sqs_throughput.md).
 
 With ``--data-dir`` (what ``trace-lite up`` passes: ``$TRACE_HOME/s3``) S3 is durable:
 every change is written to that directory before its response, and the server
@@ -66,6 +73,24 @@ def _app() -> Any:
     return Dispatcher()
 
 
+def _fast_sqs() -> None:
+    """moto's SQS retention check and clock, with the same results at O(1) per message."""
+    import moto.sqs.models as sqs_models
+
+    slow_millis = sqs_models.unix_time_millis
+
+    def now_millis(dt: Any = None) -> float:
+        return time.time() * 1000.0 if dt is None else float(slow_millis(dt))
+
+    def retained(backend: Any, queue_name: str, message: Any) -> bool:
+        # moto: get_queue_attributes(queue, ["MessageRetentionPeriod"]) builds all attributes, then reads one
+        period = int(backend.get_queue(queue_name).message_retention_period)
+        return period + message.sent_timestamp / 1000 > time.time()
+
+    sqs_models.unix_time_millis = now_millis
+    sqs_models.SQSBackend.is_message_valid_based_on_retention_period = retained
+
+
 def main(argv: list[str] | None = None) -> None:
     """Serve until SIGTERM or SIGINT, as ``moto_server -H HOST -p PORT`` does."""
     parser = argparse.ArgumentParser(prog="python -m trace_core.lite.moto")
@@ -79,6 +104,7 @@ def main(argv: list[str] | None = None) -> None:
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: sys.exit(0))
+    _fast_sqs()
     app = _app()
     if args.data_dir is not None:
         app = _durable(app, args.data_dir)

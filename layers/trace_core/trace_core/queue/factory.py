@@ -11,7 +11,8 @@ from trace_core.settings import Settings
 def driver_for(settings: Settings) -> base.QueueDriver:
     """A new driver for ``settings``. Callers close it when done (``driver.close()``)."""
     if settings.queue_driver == "sqs":
-        return sqs.SqsDriver(aws.client("sqs", settings))
+        # One connection per batch call in flight, plus the receive loop's and the heartbeater's.
+        return sqs.SqsDriver(aws.client("sqs", settings, max_pool_connections=sqs.MAX_IN_FLIGHT + 4))
     if not settings.database_url:
         raise errors.ConfigError(
             "TRACE_QUEUE_DRIVER=pgqueue needs a database: TRACE_DATABASE_URL is unset",

@@ -4,16 +4,23 @@ Queues are named as in the outbox (``trace-tasks``) and resolved to URLs once
 with ``GetQueueUrl``. Max receives and the dead-letter queue are the queue's
 own redrive policy (set by provisioning / the CDK app): SQS moves a message
 received ``maxReceiveCount`` times to the DLQ on the next receive.
+
+SQS takes at most 10 messages per call, so a publish, receive or ack of many is
+many calls: they run ``MAX_IN_FLIGHT`` at a time on a small thread pool, since
+each is a network round trip of 10-30 ms in AWS (docs/architecture/sqs_throughput.md).
+Entries SQS rejects through no fault of ours are sent again ``ENTRY_RETRIES``
+times; what is still rejected is reported by index in :class:`errors.PublishError`.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import logging
 import math
 import threading
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 
@@ -25,9 +32,15 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 10
 MAX_WAIT_SECONDS = 20
 MAX_VISIBILITY_SECONDS = 43200
+# Batch calls of one publish or ack in flight at once (the factory sizes botocore's connection pool to match).
+MAX_IN_FLIGHT = 8
+ENTRY_RETRIES = 2
 _STALE_RECEIPT = {"ReceiptHandleIsInvalid", "InvalidParameterValue", "MessageNotInflight",
                   "AWS.SimpleQueueService.MessageNotInflight", "ReceiptHandleIsInvalidException"}
 _MISSING_QUEUE = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 
 class SqsDriver:
@@ -38,30 +51,46 @@ class SqsDriver:
         self._urls: dict[str, str] = dict(queue_urls or {})
         self._dlq_urls: dict[str, str] = {}
         self._lock = threading.Lock()
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
 
     # ------------------------------------------------------------ QueueDriver
     def publish(self, queue: str, bodies: Sequence[dict[str, Any]]) -> None:
+        """Send ``bodies`` in batches of 10, several batches at once.
+
+        Raises :class:`errors.PublishError` naming the ``indexes`` (into ``bodies``) that SQS did
+        not accept; every other body was accepted. If no batch got through at all, the first
+        batch's error is raised as it is (a missing queue stays a QueueNotFoundError).
+        """
         url = self.url(queue)
-        failed: list[dict[str, Any]] = []
-        for start in range(0, len(bodies), MAX_BATCH):
-            chunk = bodies[start : start + MAX_BATCH]
-            entries = [
-                {"Id": str(i), "MessageBody": json.dumps(body, separators=(",", ":"), default=str)}
-                for i, body in enumerate(chunk)
-            ]
-            response = self._call("send_message_batch", queue, QueueUrl=url, Entries=entries)
-            failed.extend(response.get("Failed", []))
-        if failed:
-            raise errors.PublishError(
-                f"{len(failed)} of {len(bodies)} messages were not published to {queue}: "
-                f"{failed[0].get('Code')}: {failed[0].get('Message')}",
-                queue=queue,
-                failed=failed,
-            )
+        texts = [json.dumps(body, separators=(",", ":"), default=str) for body in bodies]
+        chunks = [list(range(start, min(start + MAX_BATCH, len(texts)))) for start in range(0, len(texts), MAX_BATCH)]
+        outcomes = self._map(lambda chunk: self._send_chunk(queue, url, texts, chunk), chunks)
+        failed: dict[int, dict[str, Any]] = {}
+        first_error: Exception | None = None
+        for chunk, outcome in zip(chunks, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                first_error = first_error or outcome
+                failed.update({i: {"Code": type(outcome).__name__, "Message": str(outcome)} for i in chunk})
+            else:
+                failed.update(outcome)
+        if not failed:
+            return
+        if first_error is not None and len(failed) == len(texts):
+            raise first_error
+        reasons = [failed[i] for i in sorted(failed)]
+        raise errors.PublishError(
+            f"{len(failed)} of {len(bodies)} messages were not published to {queue}: "
+            f"{reasons[0].get('Code')}: {reasons[0].get('Message')}",
+            queue=queue,
+            failed=reasons,
+            indexes=sorted(failed),
+        )
 
     def receive(
         self, queue: str, *, max_messages: int = 10, wait_seconds: float = 1.0, visibility_seconds: int = 30
     ) -> list[base.Message]:
+        """Long-poll one ReceiveMessage; if it comes back full and more were asked for, receive the rest
+        (10 per call, without waiting) several calls at once."""
         if max_messages < 1:
             raise errors.QueueError(f"max_messages must be >= 1, got {max_messages}", field="max_messages")
         if not 0 <= visibility_seconds <= MAX_VISIBILITY_SECONDS:
@@ -69,37 +98,43 @@ class SqsDriver:
                 f"visibility_seconds must be 0..{MAX_VISIBILITY_SECONDS}, got {visibility_seconds}",
                 field="visibility_seconds",
             )
+        # SQS takes whole seconds (0..20); round up so a short wait still long-polls.
+        got = self._receive_one(queue, min(max_messages, MAX_BATCH),
+                                min(MAX_WAIT_SECONDS, max(0, math.ceil(wait_seconds))), visibility_seconds)
+        rest = max_messages - len(got)
+        if len(got) < MAX_BATCH or rest <= 0:
+            return got
+        sizes = [min(MAX_BATCH, rest - start) for start in range(0, rest, MAX_BATCH)]
+        for outcome in self._map(lambda size: self._receive_one(queue, size, 0, visibility_seconds), sizes):
+            if isinstance(outcome, Exception):
+                # What was received stays ours; the failed call's messages (if any) reappear after visibility.
+                log.warning("sqs: a receive from %s failed: %s", queue, outcome)
+                continue
+            got.extend(outcome)
+        return got
+
+    def _receive_one(self, queue: str, size: int, wait: int, visibility_seconds: int) -> list[base.Message]:
         response = self._call(
             "receive_message",
             queue,
             QueueUrl=self.url(queue),
-            MaxNumberOfMessages=min(max_messages, MAX_BATCH),
-            # SQS takes whole seconds (0..20); round up so a short wait still long-polls.
-            WaitTimeSeconds=min(MAX_WAIT_SECONDS, max(0, math.ceil(wait_seconds))),
+            MaxNumberOfMessages=size,
+            WaitTimeSeconds=wait,
             VisibilityTimeout=visibility_seconds,
             MessageSystemAttributeNames=["ApproximateReceiveCount"],
         )
         return [self._message(queue, raw) for raw in response.get("Messages", [])]
 
     def ack(self, messages: Sequence[base.Message]) -> None:
+        chunks: list[tuple[str, Sequence[base.Message]]] = []
         by_queue: dict[str, list[base.Message]] = {}
         for message in messages:
             by_queue.setdefault(message.queue, []).append(message)
         for queue, group in by_queue.items():
-            url = self.url(queue)
-            for start in range(0, len(group), MAX_BATCH):
-                chunk = group[start : start + MAX_BATCH]
-                response = self._call(
-                    "delete_message_batch",
-                    queue,
-                    QueueUrl=url,
-                    Entries=[{"Id": str(i), "ReceiptHandle": m.receipt} for i, m in enumerate(chunk)],
-                )
-                for failure in response.get("Failed", []):
-                    if failure.get("Code") not in _STALE_RECEIPT:
-                        raise errors.QueueError(
-                            f"ack on {queue} failed: {failure.get('Code')}: {failure.get('Message')}", queue=queue
-                        )
+            chunks += [(queue, group[start : start + MAX_BATCH]) for start in range(0, len(group), MAX_BATCH)]
+        for outcome in self._map(lambda item: self._delete_chunk(*item), chunks):
+            if isinstance(outcome, Exception):
+                raise outcome
 
     def extend(self, message: base.Message, visibility_seconds: int) -> None:
         try:
@@ -165,7 +200,51 @@ class SqsDriver:
         return url
 
     def close(self) -> None:
-        """Nothing to release (boto3 clients need no closing); here for symmetry with pgqueue."""
+        """Stop the batch threads (boto3 clients need no closing)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+    def _send_chunk(self, queue: str, url: str, texts: Sequence[str], chunk: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """One SendMessageBatch of ``texts[i] for i in chunk``; the entries still rejected after retries, by index."""
+        todo = list(chunk)
+        failed: dict[int, dict[str, Any]] = {}
+        for attempt in range(1 + ENTRY_RETRIES):
+            response = self._call(
+                "send_message_batch", queue, QueueUrl=url,
+                Entries=[{"Id": str(i), "MessageBody": texts[i]} for i in todo],
+            )
+            failed = {int(f["Id"]): f for f in response.get("Failed", [])}
+            # A sender fault (too large, bad attribute) fails again however often it is sent.
+            todo = [i for i, f in failed.items() if not f.get("SenderFault")]
+            if not todo or attempt == ENTRY_RETRIES:
+                break
+            log.info("sqs: %d of %d entries to %s rejected by SQS; sending them again", len(todo), len(chunk), queue)
+        return failed
+
+    def _delete_chunk(self, queue: str, chunk: Sequence[base.Message]) -> None:
+        response = self._call(
+            "delete_message_batch",
+            queue,
+            QueueUrl=self.url(queue),
+            Entries=[{"Id": str(i), "ReceiptHandle": m.receipt} for i, m in enumerate(chunk)],
+        )
+        for failure in response.get("Failed", []):
+            if failure.get("Code") not in _STALE_RECEIPT:
+                raise errors.QueueError(
+                    f"ack on {queue} failed: {failure.get('Code')}: {failure.get('Message')}", queue=queue
+                )
+
+    def _map(self, fn: Callable[[_T], _R], items: Sequence[_T]) -> list[_R | Exception]:
+        """``fn`` over ``items``, up to MAX_IN_FLIGHT at once; each result or the exception it raised, in order."""
+        if len(items) <= 1:
+            return [_outcome(fn, item) for item in items]
+        with self._lock:
+            if self._pool is None:
+                self._pool = concurrent.futures.ThreadPoolExecutor(MAX_IN_FLIGHT, thread_name_prefix="sqs-batch")
+            pool = self._pool
+        return list(pool.map(lambda item: _outcome(fn, item), items))
 
     def _message(self, queue: str, raw: dict[str, Any]) -> base.Message:
         text = str(raw.get("Body", ""))
@@ -200,6 +279,13 @@ class SqsDriver:
                 fix="run `trace-lite up` (it provisions the queues) or deploy the CDK app",
             )
         return errors.QueueError(f"sqs {code} on {queue}: {exc}", queue=queue, code=code)
+
+
+def _outcome(fn: Callable[[_T], _R], item: _T) -> _R | Exception:
+    try:
+        return fn(item)
+    except Exception as exc:  # noqa: BLE001 - handed back to the caller, which decides
+        return exc
 
 
 def _code(exc: ClientError) -> str:
