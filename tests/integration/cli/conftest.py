@@ -14,12 +14,14 @@ Run = Callable[..., tuple[int, str, str]]
 
 
 @pytest.fixture
-def lite_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str) -> Path:
-    """A Lite home with no stack of its own, pointed at the test database."""
+def lite_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str, moto_url: str) -> Path:
+    """A Lite home with no stack of its own, pointed at the test database and the test moto server
+    (Lite refuses to build an AWS client without a local endpoint)."""
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("TRACE_HOME", str(home))
     monkeypatch.setenv("TRACE_DATABASE_URL", database_url)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
     monkeypatch.setenv("COLUMNS", "200")  # rich wraps at the terminal width; keep each message on one line
     return home
 
