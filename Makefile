@@ -47,7 +47,7 @@ demo: install
 
 # Everything `make test` runs: unit, integration and e2e suites; slow soak/fault runs are opt-in (-m slow).
 test: install
-	$(BIN)/pytest -m "not slow and not docker" $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not slow and not docker" --durations=30 $(PYTEST_ARGS)
 
 test-all: install
 	$(BIN)/pytest $(PYTEST_ARGS)
