@@ -72,6 +72,15 @@ def test_a_repeat_is_only_the_same_result_from_the_same_attempt():
     assert not lifecycle.is_repeat(requeued, 1, TOKEN, models.Failure(error="x", retryable=False))
 
 
+def test_a_repeat_compares_outputs_as_stored_json_numbers():
+    # GIVEN outputs whose float Postgres's jsonb read back as an exact integer (1e308 -> 10**308)
+    done = _snap(_task(status="completed", lease_expires_at=None, outputs={"a": 10**308, "b": [1, 2.5]}),
+                 outcome="succeeded")
+    # THEN the same completion sent again is a repeat, and a different number is not
+    assert lifecycle.is_repeat(done, 1, TOKEN, models.Success(outputs={"a": 1e308, "b": [1.0, 2.5]}))
+    assert not lifecycle.is_repeat(done, 1, TOKEN, models.Success(outputs={"a": 1e307, "b": [1, 2.5]}))
+
+
 @pytest.mark.parametrize(
     ("attempt", "max_attempts", "result", "status", "delay"),
     [

@@ -9,7 +9,9 @@ transaction. See docs/architecture/task_lifecycle.md for the diagram.
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Literal
 from uuid import UUID
 
@@ -125,10 +127,20 @@ def is_repeat(snap: Snapshot, attempt: int, lease_token: UUID, result: models.Su
     if attempt != task.attempt or snap.live_token is None or lease_token != snap.live_token:
         return False
     if isinstance(result, models.Success):
-        return snap.attempt_outcome == "succeeded" and task.status == "completed" and task.outputs == result.outputs
+        return (snap.attempt_outcome == "succeeded" and task.status == "completed"
+                and same_json(task.outputs, result.outputs))
     if snap.attempt_outcome != "failed" or snap.attempt_error != result.error:
         return False
     return task.status == "failed" if not result.retryable else task.status in ("queued", "dead")
+
+
+def same_json(stored: Any, sent: Any) -> bool:
+    """Whether ``sent`` is the JSON value ``stored`` holds: numbers compared by value, as jsonb keeps them
+    (a float 1e308 is stored as numeric and read back as the integer 10**308)."""
+    def exact(value: Any) -> Any:
+        return json.loads(json.dumps(value), parse_float=Decimal, parse_int=Decimal)
+
+    return bool(exact(stored) == exact(sent))
 
 
 def _retry_or_dead(task: models.Task, outcome: Outcome, error: str, delay_ms: int) -> Transition:
