@@ -23,9 +23,10 @@ def grants_of(*versions: dataset_models.DatasetVersion) -> list[models.Grant]:
     ])
 
 
-def user_token(settings: Settings, grants: list[models.Grant], **kw: Any) -> str:
+def user_token(settings: Settings, grants: list[models.Grant], *, subject: str = "ada@example.com",
+               **kw: Any) -> str:
     return tokens.mint_user_token(keys.from_settings(settings), issuer=settings.token_issuer, org_id=ORG,
-                                  subject="ada@example.com", grants=grants, **kw)
+                                  subject=subject, grants=grants, **kw)
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -13,7 +13,6 @@ import time
 
 import pytest
 from fastapi.testclient import TestClient
-from trace_core.auth import keys, tokens
 from trace_core.query.service import app, deps
 
 from tests.integration.query_service import helpers
@@ -28,8 +27,7 @@ def blocks(publish):
 
 
 def _token(settings, blocks, subject):
-    return tokens.mint_user_token(keys.from_settings(settings), issuer=settings.token_issuer, org_id=helpers.ORG,
-                                  subject=subject, grants=helpers.grants_of(*blocks))
+    return helpers.user_token(settings, helpers.grants_of(*blocks), subject=subject)
 
 
 def test_deep_json_cast_to_variant_is_refused_before_it_reaches_a_worker(qs_settings, sandbox_engine, blocks, conn):

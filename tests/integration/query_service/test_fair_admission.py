@@ -10,7 +10,6 @@ import time
 
 import pytest
 from fastapi.testclient import TestClient
-from trace_core.auth import keys, tokens
 from trace_core.query.service import app, deps
 
 from tests.integration.query_service import helpers
@@ -24,8 +23,7 @@ def blocks(publish):
 
 
 def _token(settings, blocks, subject):
-    return tokens.mint_user_token(keys.from_settings(settings), issuer=settings.token_issuer, org_id=helpers.ORG,
-                                  subject=subject, grants=helpers.grants_of(*blocks))
+    return helpers.user_token(settings, helpers.grants_of(*blocks), subject=subject)
 
 
 def test_a_heavy_user_gets_one_worker_and_a_short_queue_while_others_are_served(qs_settings, sandbox_engine,
