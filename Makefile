@@ -10,7 +10,7 @@ PYTHON ?= $(shell for p in python3.12 python3.11 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] < (3, 13))' 2>/dev/null && { echo $$p; break; }; done)
 PYTEST_ARGS ?=
 
-.PHONY: install lock demo test test-all bench lint synth clean down
+.PHONY: install lock demo test test-all bench lint typecheck synth clean down
 
 install: $(VENV)/.installed node_modules/.installed
 
@@ -37,7 +37,7 @@ node_modules/.installed: package.json package-lock.json
 	@touch $@
 
 # After changing a dependency in pyproject.toml: re-resolve uv.lock and rewrite the files derived from it
-# (requirements-uv.txt, layers/trace_core/requirements-lambda.txt, services/requirements.txt).
+# (requirements-uv.txt, layers/trace_core/requirements-lambda.txt, services/{worker,query}/requirements.txt).
 # `make lock ARGS=--upgrade` takes the newest versions pyproject.toml allows.
 lock: $(BIN)/uv
 	scripts/lock.sh $(ARGS)
@@ -45,27 +45,42 @@ lock: $(BIN)/uv
 demo: install
 	$(BIN)/trace-lite demo
 
-# Everything `make test` runs: unit, integration and e2e suites; slow soak/fault runs are opt-in (-m slow).
-test: install
+# Everything `make test` runs: the quality gates (lint, typecheck), then the unit, integration and e2e
+# suites; slow soak/fault runs are opt-in (-m slow).
+test: install lint typecheck
 	$(BIN)/pytest -m "not slow and not docker" --durations=30 $(PYTEST_ARGS)
 
 test-all: install
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-# Benchmarks against the reference tools (long; figures go to docs/benchmarks.md by hand).
+# Benchmarks against the reference tools, by bench/method.py (paired rounds, disturbed rounds excluded, answers
+# checked by content; long; figures go to docs/benchmarks.md by hand). Each holds the machine's CPU lock while
+# it runs; all run even if one misses its target or fails, and then `make bench` fails naming them.
+BENCH_LOCK ?= /tmp/trace-cpu.lock
+BENCH_OUT ?= .trace-lite/bench
 bench: install
-	$(BIN)/python -m bench.dispatcher_throughput
-	$(BIN)/python -m bench.chain_sync_e2e
-	$(BIN)/python -m bench.ingest_rss
-	$(BIN)/python -m bench.query_service
+	mkdir -p $(BENCH_OUT)
+	failed=""; \
+	flock $(BENCH_LOCK) $(BIN)/python -m bench.dispatcher_throughput || failed="$$failed dispatcher_throughput"; \
+	flock $(BENCH_LOCK) $(BIN)/python -m bench.chain_sync_e2e --json $(BENCH_OUT)/chain_sync_e2e.json \
+		|| failed="$$failed chain_sync_e2e"; \
+	flock $(BENCH_LOCK) $(BIN)/python -m bench.ingest_rss --json $(BENCH_OUT)/ingest_rss.json || failed="$$failed ingest_rss"; \
+	flock $(BENCH_LOCK) $(BIN)/python -m bench.query_service --json $(BENCH_OUT)/query_service.json \
+		|| failed="$$failed query_service"; \
+	if [ -n "$$failed" ]; then echo "bench: missed a target or failed:$$failed (JSON in $(BENCH_OUT))"; exit 1; fi
 
 # The CloudFormation templates under cdk.out/ (offline; builds a trace_core-only layer when build/layer is
 # missing: `scripts/build_lambda_assets.sh` first for a deployable one, docs/deploy.md).
 synth: install
 	node_modules/.bin/cdk synth -c trace:stage=$(or $(STAGE),dev) --quiet
 
+# Ruff with the rule set in pyproject.toml ([tool.ruff.lint]: line length included); under a second.
 lint: install
 	$(BIN)/ruff check layers functions cdk tests bench
+
+# mypy, strict on trace_core (pyproject.toml [tool.mypy]); .mypy_cache keeps a re-run to seconds.
+typecheck: install
+	$(BIN)/mypy
 
 down:
 	-$(BIN)/trace-lite down

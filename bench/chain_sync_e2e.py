@@ -401,24 +401,46 @@ def run_plain(args: argparse.Namespace, stack: Stack, index: int, side: str, *, 
         answer = local_content(out)
     finally:
         shutil.rmtree(out, ignore_errors=True)
-    extra = {"requests": requests or "default", "allocator": malloc or "system", "startup_s": round(window - result["seconds"], 2),
-             "blocks_per_s": round(args.blocks / result["seconds"], 1), "peak_rss_mib": result["peak_rss_mib"],
-             "rows": {d: c["rows"] for d, c in answer.items()}}
-    return method.Round(side, index, result["seconds"], cpu=cpu, machine_cpu=machine, cores=os.cpu_count() or 1,
-                        window_s=window, extra=extra), answer
+    extra = {
+        "requests": requests or "default",
+        "allocator": malloc or "system",
+        "startup_s": round(window - result["seconds"], 2),
+        "blocks_per_s": round(args.blocks / result["seconds"], 1),
+        "peak_rss_mib": result["peak_rss_mib"],
+        "rows": {d: c["rows"] for d, c in answer.items()},
+    }
+    return method.Round(
+        side,
+        index,
+        result["seconds"],
+        cpu=cpu,
+        machine_cpu=machine,
+        cores=os.cpu_count() or 1,
+        window_s=window,
+        extra=extra,
+    ), answer
 
 
 # ---------------------------------------------------------------- trace
 def _job_spec(args: argparse.Namespace, name: str, urls: list[str], blocks: int, chunk: int, inflight: int) -> Any:
     from trace_core.chainsync import spec as spec_mod
 
-    return spec_mod.ChainSyncSpec.model_validate({
-        "name": name, "chain_id": CHAIN_ID, "datasets": DATASETS,
-        "rpc": {"urls": urls, "requests_per_second": args.rps, "max_concurrent_requests": args.concurrent_requests,
-                "max_blocks_per_logs_request": args.logs_window},
-        "mode": {"type": "fixed_target", "from_block": 0, "to_block": blocks},
-        "chunk_size": chunk, "max_inflight": inflight,
-    })
+    return spec_mod.ChainSyncSpec.model_validate(
+        {
+            "name": name,
+            "chain_id": CHAIN_ID,
+            "datasets": DATASETS,
+            "rpc": {
+                "urls": urls,
+                "requests_per_second": args.rps,
+                "max_concurrent_requests": args.concurrent_requests,
+                "max_blocks_per_logs_request": args.logs_window,
+            },
+            "mode": {"type": "fixed_target", "from_block": 0, "to_block": blocks},
+            "chunk_size": chunk,
+            "max_inflight": inflight,
+        }
+    )
 
 
 def _cryo_threads_env(setting: str, workers: int) -> dict[str, str]:
@@ -432,8 +454,9 @@ def _cryo_threads_env(setting: str, workers: int) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def _platform(stack: Stack, label: str, workers: int, concurrency: int, log_level: str,
-              allocator: str, cryo_threads: str) -> Iterator[dict[str, Any]]:
+def _platform(
+    stack: Stack, label: str, workers: int, concurrency: int, log_level: str, allocator: str, cryo_threads: str
+) -> Iterator[dict[str, Any]]:
     """A fresh database and bucket, the Lite host (no in-process workers) and ``workers`` worker processes."""
     from trace_core.lite import host_process, procs
 
@@ -442,25 +465,60 @@ def _platform(stack: Stack, label: str, workers: int, concurrency: int, log_leve
     stack.s3.create_bucket(Bucket=bucket)
     logs = stack.work / "logs" / label
     logs.mkdir(parents=True, exist_ok=True)
-    env = {"TRACE_DATABASE_URL": url, "AWS_ENDPOINT_URL": stack.s3_url, "AWS_ACCESS_KEY_ID": "bench",
-           "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1", "TRACE_DATASETS_BUCKET": bucket,
-           "TRACE_HOME": str(stack.work / "home"), "TRACE_LOG_LEVEL": log_level,
-           "TRACE_WORKER_ALLOCATOR": allocator, **_cryo_threads_env(cryo_threads, workers)}
+    env = {
+        "TRACE_DATABASE_URL": url,
+        "AWS_ENDPOINT_URL": stack.s3_url,
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "TRACE_DATASETS_BUCKET": bucket,
+        "TRACE_HOME": str(stack.work / "home"),
+        "TRACE_LOG_LEVEL": log_level,
+        "TRACE_WORKER_ALLOCATOR": allocator,
+        **_cryo_threads_env(cryo_threads, workers),
+    }
     started: list[subprocess.Popen[bytes]] = []
     try:
         port = procs.free_port()
-        host = _spawn([sys.executable, "-m", "trace_core.cli", "host", "--port", str(port), "--workers", "0"],
-                      logs / "host.log", {**env, "TRACE_LOG_LEVEL": "WARNING"})
+        host = _spawn(
+            [sys.executable, "-m", "trace_core.cli", "host", "--port", str(port), "--workers", "0"],
+            logs / "host.log",
+            {**env, "TRACE_LOG_LEVEL": "WARNING"},
+        )
         started.append(host)
         for n in range(workers):
-            started.append(_spawn([sys.executable, "-m", "trace_core.cli", "worker", "--concurrency", str(concurrency),
-                                   "--poll-seconds", "2"], logs / f"worker-{n}.log", env))
-        procs.wait_until("host", lambda: host_process.healthy_at(host_process.url(port)), proc=host,
-                         log=logs / "host.log", timeout=60)
+            started.append(
+                _spawn(
+                    [
+                        sys.executable,
+                        "-m",
+                        "trace_core.cli",
+                        "worker",
+                        "--concurrency",
+                        str(concurrency),
+                        "--poll-seconds",
+                        "2",
+                    ],
+                    logs / f"worker-{n}.log",
+                    env,
+                )
+            )
+        procs.wait_until(
+            "host",
+            lambda: host_process.healthy_at(host_process.url(port)),
+            proc=host,
+            log=logs / "host.log",
+            timeout=60,
+        )
         for n, proc in enumerate(started[1:]):
             log = logs / f"worker-{n}.log"
-            procs.wait_until(f"worker {n}", lambda log=log: " ready: " in log.read_text(errors="replace"), proc=proc,
-                             log=log, timeout=60)
+            procs.wait_until(
+                f"worker {n}",
+                lambda log=log: " ready: " in log.read_text(errors="replace"),
+                proc=proc,
+                log=log,
+                timeout=60,
+            )
         yield {"database_url": url, "host": host, "workers": started[1:], "logs": logs, "bucket": bucket}
     finally:
         for proc in reversed(started):
@@ -471,10 +529,19 @@ def _platform(stack: Stack, label: str, workers: int, concurrency: int, log_leve
         stack.drop_database(db)
 
 
-
-
-def run_trace(args: argparse.Namespace, stack: Stack, index: int, side: str, *, nodes: int, workers: int,
-              blocks: int, chunk: int, inflight: int, rss: bool = False) -> tuple[method.Round, dict[str, Any]]:
+def run_trace(
+    args: argparse.Namespace,
+    stack: Stack,
+    index: int,
+    side: str,
+    *,
+    nodes: int,
+    workers: int,
+    blocks: int,
+    chunk: int,
+    inflight: int,
+    rss: bool = False,
+) -> tuple[method.Round, dict[str, Any]]:
     """One chain_sync job on a fresh platform; returns the round and the content of what it committed."""
     import psycopg
     from psycopg.rows import dict_row
@@ -485,8 +552,9 @@ def run_trace(args: argparse.Namespace, stack: Stack, index: int, side: str, *, 
     # Each worker runs its share of the job's ranges at once (max_inflight / workers), as the spec's sizing advises.
     concurrency = -(-inflight // workers) if args.worker_concurrency == "auto" else int(args.worker_concurrency)
     round_began = time.monotonic()
-    with _platform(stack, label, workers, concurrency, args.log_level,
-                   args.worker_allocator, args.cryo_threads) as platform:
+    with _platform(
+        stack, label, workers, concurrency, args.log_level, args.worker_allocator, args.cryo_threads
+    ) as platform:
         pids = [p.pid for p in platform["workers"]]
         ready_rss = [_rss_mib(pid, "VmRSS") for pid in pids]
         with psycopg.connect(platform["database_url"], autocommit=True, row_factory=dict_row) as conn:
@@ -501,8 +569,10 @@ def run_trace(args: argparse.Namespace, stack: Stack, index: int, side: str, *, 
                 deadline = began + args.timeout
                 while (status := jobs.find(conn, spec.name)["status"]) != "completed":
                     if time.monotonic() > deadline or any(p.poll() is not None for p in platform["workers"]):
-                        raise RuntimeError(f"{label}: job still {status} after {time.monotonic() - began:.0f}s "
-                                           f"(see {platform['logs']})")
+                        raise RuntimeError(
+                            f"{label}: job still {status} after {time.monotonic() - began:.0f}s "
+                            f"(see {platform['logs']})"
+                        )
                     time.sleep(0.1)
                 seconds = time.monotonic() - began
                 window, cpu, machine = meter.stop()
@@ -511,15 +581,25 @@ def run_trace(args: argparse.Namespace, stack: Stack, index: int, side: str, *, 
             times = conn.execute(TASK_TIMES).fetchone() or {}
         peak = [_rss_mib(pid) for pid in pids]
         after = [_rss_mib(pid, "VmRSS") for pid in pids]  # what the worker still holds once the job is done
-    extra = {"nodes": nodes, "workers": workers, "max_inflight": inflight, "blocks": blocks,
-             "startup_s": round(startup, 2), "blocks_per_s": round(blocks / seconds, 1),
-             "rows": {d: c["rows"] for d, c in answer.items()}, "tasks": tasks["tasks"], "retried": tasks["retried"],
-             "task_wait_s": round(float(times["wait_s"]), 2), "task_run_s": round(float(times["run_s"]), 2),
-             "worker_rss_mib": {"ready": ready_rss, "peak": peak, "after": after}}
+    extra = {
+        "nodes": nodes,
+        "workers": workers,
+        "max_inflight": inflight,
+        "blocks": blocks,
+        "startup_s": round(startup, 2),
+        "blocks_per_s": round(blocks / seconds, 1),
+        "rows": {d: c["rows"] for d, c in answer.items()},
+        "tasks": tasks["tasks"],
+        "retried": tasks["retried"],
+        "task_wait_s": round(float(times["wait_s"]), 2),
+        "task_run_s": round(float(times["run_s"]), 2),
+        "worker_rss_mib": {"ready": ready_rss, "peak": peak, "after": after},
+    }
     if isinstance(sampler, RssSampler):
         extra["worker_rss_mib"]["quartiles"] = sampler.quartiles()
-    return method.Round(side, index, seconds, cpu=cpu, machine_cpu=machine, cores=os.cpu_count() or 1,
-                        window_s=window, extra=extra), answer
+    return method.Round(
+        side, index, seconds, cpu=cpu, machine_cpu=machine, cores=os.cpu_count() or 1, window_s=window, extra=extra
+    ), answer
 
 
 # ---------------------------------------------------------------- the whole run
@@ -530,20 +610,24 @@ def _config_name(nodes: int, workers: int, inflight: int) -> str:
 def _who(side: str) -> str:
     kind, name = side.split(":")
     nodes, workers, inflight = (int(part[1:]) for part in name.split("_"))
-    trace = (f"{nodes} node{'s' if nodes > 1 else ''}, {workers} worker{'s' if workers > 1 else ''}, "
-             f"max_inflight {inflight}")
+    trace = (
+        f"{nodes} node{'s' if nodes > 1 else ''}, {workers} worker{'s' if workers > 1 else ''}, max_inflight {inflight}"
+    )
     return {"plain": "plain cryo, its defaults", "matched": "plain cryo, matched", "trace": trace}[kind]
 
 
 def _line(r: method.Round, rule: method.Rule) -> str:
     cpu = " ".join(f"{k}={v}%" for k, v in r.cpu_pct().items() if v)
     why = rule.reason(r)
-    return (f"round {r.index} {r.side:22s} {r.seconds:6.2f}s {r.extra['blocks_per_s']:7.1f} blocks/s  cpu: {cpu}  "
-            f"outside {r.outside_share:.0%} of the machine{'  EXCLUDED' if why else ''}")
+    return (
+        f"round {r.index} {r.side:22s} {r.seconds:6.2f}s {r.extra['blocks_per_s']:7.1f} blocks/s  cpu: {cpu}  "
+        f"outside {r.outside_share:.0%} of the machine{'  EXCLUDED' if why else ''}"
+    )
 
 
-def _comparisons(rounds: list[method.Round], names: list[str], references: list[str],
-                 rule: method.Rule) -> list[dict[str, Any]]:
+def _comparisons(
+    rounds: list[method.Round], names: list[str], references: list[str], rule: method.Rule
+) -> list[dict[str, Any]]:
     """For each configuration and reference: every pair (ratio, why excluded), the summary, CPU per side."""
     out = []
     for name in names:
@@ -558,30 +642,58 @@ def _comparisons(rounds: list[method.Round], names: list[str], references: list[
                     return {}
                 return {k: round(statistics.mean(r.cpu_pct().get(k, 0) for r in picks)) for k in picks[0].cpu_pct()}
 
-            out.append({"configuration": name, "reference": ref, "summary": s.as_dict(),
-                        "reference_settings": {k: pairs[0].reference.extra[k] for k in ("requests", "allocator")},
-                        "pairs": [{"round": p.subject.index, "ratio": round(p.ratio, 3),
-                                   "reference_s": round(p.reference.seconds, 2), "trace_s": round(p.subject.seconds, 2),
-                                   "excluded": p.excluded(rule)} for p in pairs],
-                        "cpu_pct": {"reference": cpu("reference"), "trace": cpu("trace")}})
+            out.append(
+                {
+                    "configuration": name,
+                    "reference": ref,
+                    "summary": s.as_dict(),
+                    "reference_settings": {k: pairs[0].reference.extra[k] for k in ("requests", "allocator")},
+                    "pairs": [
+                        {
+                            "round": p.subject.index,
+                            "ratio": round(p.ratio, 3),
+                            "reference_s": round(p.reference.seconds, 2),
+                            "trace_s": round(p.subject.seconds, 2),
+                            "excluded": p.excluded(rule),
+                        }
+                        for p in pairs
+                    ],
+                    "cpu_pct": {"reference": cpu("reference"), "trace": cpu("trace")},
+                }
+            )
     return out
 
 
 def _report(comparisons: list[dict[str, Any]]) -> str:
-    lines = [("| configuration | reference | median of pair ratios (min-max) | pairs counted / excluded | every pair "
-              "ratio (round: ratio; * excluded) | CPU % of one core, reference / trace |"), "|---|---|---|---|---|---|"]
+    lines = [
+        (
+            "| configuration | reference | median of pair ratios (min-max) | pairs counted / excluded | every pair "
+            "ratio (round: ratio; * excluded) | CPU % of one core, reference / trace |"
+        ),
+        "|---|---|---|---|---|---|",
+    ]
     for c in comparisons:
         s, settings = c["summary"], c["reference_settings"]
-        ref = ("plain `cryo.freeze`, its defaults" if c["reference"] == "plain" else
-               f"plain `cryo.freeze`, {settings['requests']} requests, {Path(settings['allocator']).name}")
+        ref = (
+            "plain `cryo.freeze`, its defaults"
+            if c["reference"] == "plain"
+            else f"plain `cryo.freeze`, {settings['requests']} requests, {Path(settings['allocator']).name}"
+        )
         figure = f"**{s['median']:.2f}x** ({s['min']:.2f}-{s['max']:.2f})" if s["median"] is not None else "none"
         every = ", ".join(f"{p['round']}: {p['ratio']:.2f}{'*' if p['excluded'] else ''}" for p in c["pairs"])
-        cpu = " / ".join(", ".join(f"{k} {v}" for k, v in c["cpu_pct"][side].items() if v)
-                         for side in ("reference", "trace"))
-        lines.append(f"| {_who('trace:' + c['configuration'])} | {ref} | {figure} | {s['n']} / {s['excluded']} | "
-                     f"{every} | {cpu} |")
-    excluded = [f"- {c['configuration']} vs {c['reference']}, round {p['round']}: {'; '.join(p['excluded'])}"
-                for c in comparisons for p in c["pairs"] if p["excluded"]]
+        cpu = " / ".join(
+            ", ".join(f"{k} {v}" for k, v in c["cpu_pct"][side].items() if v) for side in ("reference", "trace")
+        )
+        lines.append(
+            f"| {_who('trace:' + c['configuration'])} | {ref} | {figure} | {s['n']} / {s['excluded']} | "
+            f"{every} | {cpu} |"
+        )
+    excluded = [
+        f"- {c['configuration']} vs {c['reference']}, round {p['round']}: {'; '.join(p['excluded'])}"
+        for c in comparisons
+        for p in c["pairs"]
+        if p["excluded"]
+    ]
     return "\n".join(lines + (["", "Excluded pairs:", *excluded] if excluded else ["", "Excluded pairs: none"]))
 
 
@@ -590,37 +702,70 @@ def main() -> int:
     parser.add_argument("--blocks", type=int, default=20_000)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts compared")
     parser.add_argument("--nodes", type=int, nargs="+", default=[1], help="anvil counts compared (the job's RPC pool)")
-    parser.add_argument("--inflight-per-worker", type=int, nargs="+", default=[2],
-                        help="the job's max_inflight (range tasks) = this x workers")
+    parser.add_argument(
+        "--inflight-per-worker",
+        type=int,
+        nargs="+",
+        default=[2],
+        help="the job's max_inflight (range tasks) = this x workers",
+    )
     parser.add_argument("--repeat", type=int, default=5, help="rounds: pairs per configuration and reference")
-    parser.add_argument("--max-outside", type=float, default=method.Rule().max_outside_share,
-                        help="exclude a round whose CPU outside the measured processes exceeds this share of the "
-                             "machine (0-1)")
+    parser.add_argument(
+        "--max-outside",
+        type=float,
+        default=method.Rule().max_outside_share,
+        help="exclude a round whose CPU outside the measured processes exceeds this share of the machine (0-1)",
+    )
     parser.add_argument("--rss-sizes", type=int, nargs="*", default=[1_000, 20_000])
-    parser.add_argument("--chain-blocks", type=int, default=20_000,
-                        help="length of the seeded chain (at least --blocks and every --rss-sizes)")
+    parser.add_argument(
+        "--chain-blocks",
+        type=int,
+        default=20_000,
+        help="length of the seeded chain (at least --blocks and every --rss-sizes)",
+    )
     parser.add_argument("--chunk-size", type=int, default=1_000, help="job chunk_size = Cryo chunk_size")
-    parser.add_argument("--worker-concurrency", default="auto",
-                        help="operators per worker process: auto (the job's max_inflight / workers) or a number")
+    parser.add_argument(
+        "--worker-concurrency",
+        default="auto",
+        help="operators per worker process: auto (the job's max_inflight / workers) or a number",
+    )
     parser.add_argument("--rps", type=int, default=100_000, help="the job's requests_per_second")
-    parser.add_argument("--concurrent-requests", type=int, default=8,
-                        help="the job's max_concurrent_requests (per range task)")
-    parser.add_argument("--logs-window", type=int, default=1_000,
-                        help="max_blocks_per_logs_request (the job's and plain Cryo's inner_request_size)")
+    parser.add_argument(
+        "--concurrent-requests", type=int, default=8, help="the job's max_concurrent_requests (per range task)"
+    )
+    parser.add_argument(
+        "--logs-window",
+        type=int,
+        default=1_000,
+        help="max_blocks_per_logs_request (the job's and plain Cryo's inner_request_size)",
+    )
     parser.add_argument("--timeout", type=float, default=1800, help="seconds a run may take")
     parser.add_argument("--cache-dir", type=Path, default=ROOT / ".trace-lite" / "bench-cache" / "chains")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"], help="workers' log level")
     parser.add_argument("--keep-logs", action="store_true", help="keep the work directory (logs) afterwards")
-    parser.add_argument("--cryo-threads", default="auto",
-                        help="TRACE_WORKER_CRYO_THREADS of each worker: auto (cores / workers), default (Cryo's: "
-                             "one per core) or a number")
-    parser.add_argument("--worker-allocator", default="auto",
-                        help="TRACE_WORKER_ALLOCATOR of the workers (auto, system or a library's path)")
-    parser.add_argument("--no-matched", dest="matched", action="store_false",
-                        help="skip the matched-settings comparison (plain Cryo with Trace's concurrency and allocator)")
-    parser.add_argument("--pin", action="store_true",
-                        help="run the nodes on the first core and everything else (Cryo, workers, host, Postgres, "
-                             "moto) on the others, to see which side saturates")
+    parser.add_argument(
+        "--cryo-threads",
+        default="auto",
+        help="TRACE_WORKER_CRYO_THREADS of each worker: auto (cores / workers), default (Cryo's: "
+        "one per core) or a number",
+    )
+    parser.add_argument(
+        "--worker-allocator",
+        default="auto",
+        help="TRACE_WORKER_ALLOCATOR of the workers (auto, system or a library's path)",
+    )
+    parser.add_argument(
+        "--no-matched",
+        dest="matched",
+        action="store_false",
+        help="skip the matched-settings comparison (plain Cryo with Trace's concurrency and allocator)",
+    )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="run the nodes on the first core and everything else (Cryo, workers, host, Postgres, "
+        "moto) on the others, to see which side saturates",
+    )
     parser.add_argument("--json", type=Path)
     parser.add_argument("--prepare", action="store_true", help="only build (or find) the cached chain")
     parser.add_argument("--child-plain", action="store_true", help=argparse.SUPPRESS)
@@ -669,24 +814,50 @@ def main() -> int:
                 for kind in method.order(index, kinds):
                     side = f"{kind}:{name}"
                     if kind == "trace":
-                        result, answer = run_trace(args, stack, index, side, nodes=nodes, workers=workers,
-                                                   blocks=args.blocks, chunk=args.chunk_size, inflight=inflight)
+                        result, answer = run_trace(
+                            args,
+                            stack,
+                            index,
+                            side,
+                            nodes=nodes,
+                            workers=workers,
+                            blocks=args.blocks,
+                            chunk=args.chunk_size,
+                            inflight=inflight,
+                        )
                     else:
                         matched = kind == "matched"
-                        result, answer = run_plain(args, stack, index, side,
-                                                   requests=inflight * args.concurrent_requests if matched else 0,
-                                                   malloc=malloc if matched else None)
+                        result, answer = run_plain(
+                            args,
+                            stack,
+                            index,
+                            side,
+                            requests=inflight * args.concurrent_requests if matched else 0,
+                            malloc=malloc if matched else None,
+                        )
                     _check_content(side, index, answer, expected)
                     expected = expected or answer
                     rounds.append(result)
                     _say(_line(result, rule))
         for size in args.rss_sizes:
-            result, _ = run_trace(args, stack, 0, f"rss:{_config_name(1, 1, 1)}", nodes=1, workers=1, blocks=size,
-                                  chunk=size, inflight=1, rss=True)
+            result, _ = run_trace(
+                args,
+                stack,
+                0,
+                f"rss:{_config_name(1, 1, 1)}",
+                nodes=1,
+                workers=1,
+                blocks=size,
+                chunk=size,
+                inflight=1,
+                rss=True,
+            )
             r = result.extra["worker_rss_mib"]
             rss.append({"blocks": size, "seconds": round(result.seconds, 2), **r})
-            _say(f"rss: one worker, one {size}-block range: peak {r['peak'][0]} MiB (ready: {r['ready'][0]}, "
-                 f"after: {r['after'][0]}, max per quarter of the run: {r['quartiles']} MiB), {result.seconds:.1f}s")
+            _say(
+                f"rss: one worker, one {size}-block range: peak {r['peak'][0]} MiB (ready: {r['ready'][0]}, "
+                f"after: {r['after'][0]}, max per quarter of the run: {r['quartiles']} MiB), {result.seconds:.1f}s"
+            )
     finally:
         if stack is not None:
             stack.close()
@@ -695,14 +866,34 @@ def main() -> int:
         else:
             shutil.rmtree(work, ignore_errors=True)
     comparisons = _comparisons(rounds, names, [k for k in kinds if k != "trace"], rule)
-    report = {"chain": {"seed": SEED, "blocks": chain_blocks, "transactions": info.transactions},
-              "settings": {k: getattr(args, k) for k in ("blocks", "chunk_size", "worker_concurrency", "rps",
-                                                         "concurrent_requests", "logs_window", "cryo_threads",
-                                                         "worker_allocator", "repeat", "pin")},
-              "matched_allocator": malloc, "rule": {"max_outside_share": rule.max_outside_share},
-              "cpus": os.cpu_count(), "load_before": load_before, "load_after": os.getloadavg(),
-              "content": expected, "bench_seconds": round(time.monotonic() - began),
-              "comparisons": comparisons, "rounds": [r.as_dict() for r in rounds], "rss": rss}
+    report = {
+        "chain": {"seed": SEED, "blocks": chain_blocks, "transactions": info.transactions},
+        "settings": {
+            k: getattr(args, k)
+            for k in (
+                "blocks",
+                "chunk_size",
+                "worker_concurrency",
+                "rps",
+                "concurrent_requests",
+                "logs_window",
+                "cryo_threads",
+                "worker_allocator",
+                "repeat",
+                "pin",
+            )
+        },
+        "matched_allocator": malloc,
+        "rule": {"max_outside_share": rule.max_outside_share},
+        "cpus": os.cpu_count(),
+        "load_before": load_before,
+        "load_after": os.getloadavg(),
+        "content": expected,
+        "bench_seconds": round(time.monotonic() - began),
+        "comparisons": comparisons,
+        "rounds": [r.as_dict() for r in rounds],
+        "rss": rss,
+    }
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     print(_report(comparisons))

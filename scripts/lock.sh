@@ -19,16 +19,20 @@ derive() {  # $1: folder to write into (the repository root, or a scratch copy f
   export_to "$1/requirements-uv.txt" --only-group bootstrap
   export_to "$1/layers/trace_core/requirements-lambda.txt" --only-group lambda \
     --no-emit-package boto3 --no-emit-package botocore --no-emit-package s3transfer
-  export_to "$1/services/requirements.txt" --no-dev --extra lite --no-emit-project
+  # Each Fargate image installs the base dependencies and its own extra, never `lite` (docs/architecture.md).
+  for image in worker query; do
+    export_to "$1/services/$image/requirements.txt" --no-dev --extra "$image" --no-emit-project
+  done
 }
 
 case "${1:-}" in
   --check)
     "$UV" lock --check --offline --quiet
     scratch=$(mktemp -d); trap 'rm -rf "$scratch"' EXIT
-    mkdir -p "$scratch/layers/trace_core" "$scratch/services"
+    mkdir -p "$scratch/layers/trace_core" "$scratch/services/worker" "$scratch/services/query"
     derive "$scratch"
-    for file in requirements-uv.txt layers/trace_core/requirements-lambda.txt services/requirements.txt; do
+    for file in requirements-uv.txt layers/trace_core/requirements-lambda.txt services/worker/requirements.txt \
+                services/query/requirements.txt; do
       if ! cmp -s "$scratch/$file" "$file"; then
         echo "$file is out of date with uv.lock: run \`make lock\`" >&2
         exit 1

@@ -1,4 +1,7 @@
-"""Least-privilege S3 grants with explicit actions (CDK's grant_read/grant_write use ``s3:GetObject*``-style wildcards)."""
+"""Least-privilege S3 grants with explicit actions.
+
+CDK's grant_read/grant_write use ``s3:GetObject*``-style wildcards; these name each action.
+"""
 
 from __future__ import annotations
 

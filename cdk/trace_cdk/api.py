@@ -1,12 +1,13 @@
-"""The HTTP API: the dispatcher API (IAM-signed) and the Query Service's ``/v1/query`` routes.
+"""The HTTP API: the routes the platform declaration gives functions and services.
 
-- ``ANY /{proxy+}`` -> the ``dispatcher_api`` Lambda, payload format 2.0
-  (Powertools ``APIGatewayHttpResolver``). Callers sign requests with SigV4;
-  only principals granted ``execute-api:Invoke`` get through.
-- ``POST /v1/query``, ``ANY /v1/query/{proxy+}`` and ``POST /v1/task-query`` ->
-  the Query Service through a VPC link to its internal load balancer. The Query
-  Service verifies the Bearer token (user JWT or capability token, with its
-  dataset grants) itself, so API Gateway does not authorize these.
+- a function with an ``Http`` trigger (the ``dispatcher_api`` Lambda: ``ANY /{proxy+}``)
+  gets its routes with payload format 2.0 (Powertools ``APIGatewayHttpResolver``).
+  Routes with ``auth="iam"``: callers sign requests with SigV4; only principals
+  granted ``execute-api:Invoke`` get through.
+- a service with routes (the Query Service: ``POST /v1/query``, ``ANY /v1/query/{proxy+}``
+  and ``POST /v1/task-query``) is reached through a VPC link to its internal load
+  balancer. Its routes are ``auth="none"``: the Query Service verifies the Bearer
+  token (user JWT or capability token, with its dataset grants) itself.
 
 The ``$default`` stage logs every request as JSON and is throttled per stage.
 """
@@ -23,16 +24,12 @@ from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
+from trace_core import platform
 
-from trace_cdk import config, log_groups, nag, network
+from trace_cdk import config, log_groups, nag, names, network
 from trace_cdk import services as services_mod
 
 PAYLOAD_FORMAT = apigwv2.PayloadFormatVersion.VERSION_2_0
-QUERY_ROUTES = (
-    ("/v1/query", apigwv2.HttpMethod.POST),
-    ("/v1/query/{proxy+}", apigwv2.HttpMethod.ANY),
-    ("/v1/task-query", apigwv2.HttpMethod.POST),
-)
 
 ACCESS_LOG_FORMAT = json.dumps(
     {
@@ -79,8 +76,9 @@ class Api(Construct):
         *,
         stage: config.StageConfig,
         net: network.Network,
-        dispatcher: lambda_.IFunction,
+        functions: dict[str, lambda_.IFunction],
         services: services_mod.Services,
+        declared: platform.Platform = platform.PLATFORM,
     ) -> None:
         super().__init__(scope, construct_id)
         self.http_api = apigwv2.HttpApi(
@@ -102,13 +100,11 @@ class Api(Construct):
             ),
             throttle=apigwv2.ThrottleSettings(rate_limit=stage.api_throttle_rate, burst_limit=stage.api_throttle_burst),
         )
-        self.http_api.add_routes(
-            path="/{proxy+}",
-            methods=[apigwv2.HttpMethod.ANY],
-            integration=integrations.HttpLambdaIntegration(
-                "Dispatcher", dispatcher, payload_format_version=PAYLOAD_FORMAT
-            ),
-        )
+        for name, trigger in declared.http_functions().items():
+            integration = integrations.HttpLambdaIntegration(
+                names.function_id(name), functions[name], payload_format_version=PAYLOAD_FORMAT
+            )
+            self._routes(trigger.routes, integration)
 
         link_sg = network.closed_group(
             self, "VpcLinkSg", vpc=net.vpc, description="HTTP API VPC link: to the Query Service load balancer only"
@@ -116,15 +112,23 @@ class Api(Construct):
         link_sg.connections.allow_to(services.lb_sg, ec2.Port.tcp(services_mod.LB_PORT), "Query Service load balancer")
         self.vpc_link = apigwv2.VpcLink(self, "VpcLink", vpc=net.vpc, subnets=net.isolated, security_groups=[link_sg])
         query = integrations.HttpAlbIntegration("Query", services.listener, vpc_link=self.vpc_link)
-        for path, method in QUERY_ROUTES:
-            for route in self.http_api.add_routes(
-                path=path, methods=[method], integration=query, authorizer=apigwv2.HttpNoneAuthorizer()
+        for spec in declared.services.values():
+            self._routes(spec.routes, query)
+
+    def _routes(self, routes: tuple[platform.HttpRoute, ...], integration: apigwv2.HttpRouteIntegration) -> None:
+        for route in routes:
+            # IAM is the API's default authorizer; "none" routes authorize in the service itself.
+            authorizer = apigwv2.HttpNoneAuthorizer() if route.auth == "none" else None
+            for added in self.http_api.add_routes(
+                path=route.path, methods=[apigwv2.HttpMethod(route.method)], integration=integration,
+                authorizer=authorizer,
             ):
-                nag.acknowledge(
-                    route,
-                    "AwsSolutions-APIG4",
-                    "The Query Service verifies the Bearer token and its dataset grants itself (invariant 9).",
-                )
+                if route.auth == "none":
+                    nag.acknowledge(
+                        added,
+                        "AwsSolutions-APIG4",
+                        "The Query Service verifies the Bearer token and its dataset grants itself (invariant 9).",
+                    )
 
     @property
     def url(self) -> str:

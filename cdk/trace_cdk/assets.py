@@ -53,7 +53,7 @@ def pip_command(target: Path, *, requirements_file: Path = REQUIREMENTS, python:
                "--implementation", "cp", "--python-version", PYTHON_VERSION, "--only-binary=:all:"]
     for platform in PLATFORMS:
         command += ["--platform", platform]
-    return command + ["--no-deps", "--require-hashes", "-r", str(requirements_file)]
+    return [*command, "--no-deps", "--require-hashes", "-r", str(requirements_file)]
 
 
 def copy_package(source: Path, site: Path) -> Path:
@@ -71,7 +71,8 @@ def check(site: Path) -> int:
             raise errors.AssetBuildError(
                 f"the layer contains {name}: it must not (in the Lambda runtime, or Fargate-only)",
                 package=name,
-                fix=f"keep {name} out of the lambda group in pyproject.toml (or add it to --no-emit-package in scripts/lock.sh), then `make lock`; it lands in {REQUIREMENTS.name}",
+                fix=f"keep {name} out of the lambda group in pyproject.toml (or add it to --no-emit-package in "
+                f"scripts/lock.sh), then `make lock`; it lands in {REQUIREMENTS.name}",
             )
     size = sum(path.stat().st_size for path in site.rglob("*") if path.is_file())
     if size > LAYER_LIMIT_BYTES:

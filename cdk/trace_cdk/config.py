@@ -80,7 +80,8 @@ class ServiceSize(BaseModel):
         low, high, step = _FARGATE_MEMORY[self.cpu]
         if not (low <= self.memory_mib <= high and (self.memory_mib - low) % step == 0):
             raise ValueError(
-                f"memory_mib {self.memory_mib} does not fit cpu {self.cpu}: Fargate accepts {low}..{high} in steps of {step}"
+                f"memory_mib {self.memory_mib} does not fit cpu {self.cpu}: "
+                f"Fargate accepts {low}..{high} in steps of {step}"
             )
         return self
 
@@ -141,7 +142,8 @@ class StageConfig(BaseModel):
         for zone in self.availability_zones:
             if not re.fullmatch(re.escape(self.region) + r"[a-z]", zone):
                 raise ValueError(
-                    f"availability_zones: {zone!r} is not a zone of region {self.region!r} (expected e.g. {self.region}a)"
+                    f"availability_zones: {zone!r} is not a zone of region {self.region!r} "
+                    f"(expected e.g. {self.region}a)"
                 )
         if self.nat_gateways > len(self.availability_zones):
             raise ValueError("nat_gateways must not exceed the number of availability_zones")

@@ -80,7 +80,9 @@ class Data(Construct):
         return {"datasets": self.datasets, "results": self.results, "scratch": self.scratch}
 
     def _bucket(self, bucket_id: str, *, rules: list[s3.LifecycleRule], versioned: bool = False) -> s3.Bucket:
-        abort_uploads = s3.LifecycleRule(id="abort-incomplete-uploads", abort_incomplete_multipart_upload_after=Duration.days(1))
+        abort_uploads = s3.LifecycleRule(
+            id="abort-incomplete-uploads", abort_incomplete_multipart_upload_after=Duration.days(1)
+        )
         return s3.Bucket(
             self,
             bucket_id,

@@ -6,7 +6,10 @@ from trace_core import errors
 
 
 class InfraConfigError(errors.TraceError):
-    """The stage configuration (cdk.json context) is invalid. ``field`` names the setting, ``expected`` says what fits."""
+    """The stage configuration (cdk.json context) is invalid.
+
+    ``field`` names the setting, ``expected`` says what fits.
+    """
 
 
 class AssetMissingError(errors.TraceError):

@@ -5,19 +5,17 @@
 the functions security group, an explicit timeout, its own log group with the
 stage's retention, and Powertools configured by environment.
 
-Functions (``functions/<folder>/handler.py``):
-- ``dispatcher_api``: behind the HTTP API (see ``api.py``);
-- ``outbox_drainer``, ``lease_reaper`` and ``chain_sync_planner``: every minute
-  on EventBridge schedules;
-- ``sink``: on the dataset-buffer queue, reporting partial batch failures.
-
-All run in the isolated subnets except the chain sync planner, which polls the
-chain heads of follow_head jobs: it takes the RPC egress path of the Cryo workers.
+``Functions`` builds every function of the platform declaration
+(``trace_core.platform.PLATFORM.functions``, ``functions/<name>/handler.py``)
+with its trigger: an HTTP trigger is wired by ``api.py``; a ``Schedule`` becomes
+an EventBridge rule; a ``QueueSource`` an SQS event source with the declared
+batch size, batching window, concurrency and partial batch responses. A function
+that declares ``rpc_egress`` (the chain sync planner: it polls chain heads) runs
+in the egress subnets with the RPC egress group, the others in the isolated subnets.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import typing
 from pathlib import Path
 
@@ -27,36 +25,28 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from constructs import Construct
+from trace_core import platform
 
 from trace_cdk import config, environment, errors, log_groups, nag, names, network, queues
 from trace_cdk import data as data_mod
 
 RUNTIME = lambda_.Runtime.PYTHON_3_12
 ASSET_EXCLUDE = ["__pycache__", "*.pyc", "tests", "*.md"]
-SCHEDULE = Duration.minutes(1)
 
 
-@dataclasses.dataclass(frozen=True)
-class FunctionSpec:
-    description: str
-    timeout_seconds: int
-    scheduled: bool = False  # runs every minute on an EventBridge schedule
-    rpc_egress: bool = False  # reaches JSON-RPC providers on the internet (egress subnets, RPC egress group)
+def visibility(declared: platform.Platform) -> dict[str, Duration]:
+    """The visibility timeout of each queue a function drains.
+
+    SQS redelivers a message only after its visibility timeout: AWS advises 6x the function timeout.
+    """
+    return {
+        source.queue: Duration.seconds(6 * declared.functions[name].timeout_seconds)
+        for name, source in declared.queue_sources().items()
+    }
 
 
-SPECS: dict[str, FunctionSpec] = {
-    # The HTTP API gives up after 30 s: answer before it does.
-    names.DISPATCHER_API: FunctionSpec("Dispatcher API: tasks, leases, heartbeats, completions", 29),
-    # Scheduled ones stay below the one-minute period, so runs rarely overlap (overlap is safe: SKIP LOCKED).
-    names.OUTBOX_DRAINER: FunctionSpec("Publishes pending outbox rows to SQS", 55, scheduled=True),
-    names.LEASE_REAPER: FunctionSpec("Retries or buries tasks whose lease expired", 55, scheduled=True),
-    names.CHAIN_SYNC_PLANNER: FunctionSpec(
-        "Chain sync planner: follow_head polling, repair, reschedule", 55, scheduled=True, rpc_egress=True
-    ),
-    names.SINK: FunctionSpec("Writes dataset-buffer messages idempotently; reports failed items", 60),
-}
-# SQS redelivers a message only after its visibility timeout: AWS advises 6x the function timeout.
-SINK_VISIBILITY = Duration.seconds(6 * SPECS[names.SINK].timeout_seconds)
+def _minutes(count: int) -> str:
+    return "minute" if count == 1 else f"{count} minutes"
 
 
 def trace_core_layer(scope: Construct, construct_id: str, layer_dir: Path) -> lambda_.LayerVersion:
@@ -134,7 +124,7 @@ class TraceFunction(Construct):
 
 
 class Functions(Construct):
-    """The layer and the platform functions, with their triggers and least-privilege grants."""
+    """The layer and the declared functions, with their triggers and least-privilege grants."""
 
     def __init__(
         self,
@@ -146,56 +136,57 @@ class Functions(Construct):
         net: network.Network,
         data: data_mod.Data,
         queues: queues.Queues,
+        declared: platform.Platform = platform.PLATFORM,
     ) -> None:
         super().__init__(scope, construct_id)
         if assets.layer_dir is None:  # stack.build resolves it (trace_cdk.layer)
             raise errors.AssetMissingError("no layer folder was chosen", path="", fix="synthesize through stack.build")
         self.layer = trace_core_layer(self, "TraceCoreLayer", assets.layer_dir)
         self.functions: dict[str, lambda_.Function] = {}
-        for folder, spec in SPECS.items():
-            env = environment.platform(
-                stage,
-                component=folder,
-                database=data.database,
-                database_secret_arn=data.database_secret.secret_arn,
-                buckets={key: bucket.bucket_name for key, bucket in data.buckets.items()},
-            ) | environment.LAMBDA
+        values = environment.stage_values(
+            stage,
+            database=data.database,
+            database_secret_arn=data.database_secret.secret_arn,
+            buckets={key: bucket.bucket_name for key, bucket in data.buckets.items()},
+        )
+        for name, spec in declared.functions.items():
             built = TraceFunction(
                 self,
-                names.function_id(folder),
+                names.function_id(name),
                 stage=stage,
-                code_dir=assets.functions_dir / folder,
+                code_dir=assets.functions_dir / name,
                 description=f"Trace {stage.stage}: {spec.description}",
                 timeout_seconds=spec.timeout_seconds,
                 layer=self.layer,
                 net=net,
-                env=env,
+                env=environment.render(name, stage, spec.settings, values, own=environment.LAMBDA),
                 rpc_egress=spec.rpc_egress,
             )
             data.database_secret.grant_read(built.function)
-            self.functions[folder] = built.function
+            self.functions[name] = built.function
+            for queue in spec.publishes:
+                queues[queue].grant_send_messages(built.function)
 
-        for folder in (f for f, spec in SPECS.items() if spec.scheduled):
+        for name, schedule in declared.scheduled().items():
             events.Rule(
                 self,
-                f"{names.function_id(folder)}Schedule",
-                description=f"Trace {stage.stage}: run {folder} every minute",
-                schedule=events.Schedule.rate(SCHEDULE),
+                f"{names.function_id(name)}Schedule",
+                description=f"Trace {stage.stage}: run {name} every {_minutes(schedule.every_minutes)}",
+                schedule=events.Schedule.rate(Duration.minutes(schedule.every_minutes)),
                 # A missed tick is covered by the next one: no retries, no stale runs.
                 targets=[
                     targets.LambdaFunction(
-                        self.functions[folder], retry_attempts=0, max_event_age=Duration.minutes(1)
+                        self.functions[name], retry_attempts=0, max_event_age=Duration.minutes(schedule.every_minutes)
                     )
                 ],
             )
-        for queue in queues.queues.values():
-            queue.grant_send_messages(self.functions[names.OUTBOX_DRAINER])
-        self.functions[names.SINK].add_event_source(
-            sources.SqsEventSource(
-                queues[names.SINK_QUEUE],
-                batch_size=10,
-                max_batching_window=Duration.seconds(5),
-                report_batch_item_failures=True,
-                max_concurrency=5,
+        for name, source in declared.queue_sources().items():
+            self.functions[name].add_event_source(
+                sources.SqsEventSource(
+                    queues[source.queue],
+                    batch_size=source.batch_size,
+                    max_batching_window=Duration.seconds(source.max_batching_window_seconds),
+                    report_batch_item_failures=source.partial_batch_response,
+                    max_concurrency=source.max_concurrency,
+                )
             )
-        )

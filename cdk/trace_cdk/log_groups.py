@@ -16,7 +16,9 @@ def retention(stage: config.StageConfig) -> logs.RetentionDays:
     return _RETENTION[stage.log_retention_days]
 
 
-def log_group(scope: Construct, construct_id: str, stage: config.StageConfig, *, name: str | None = None) -> logs.LogGroup:
+def log_group(
+    scope: Construct, construct_id: str, stage: config.StageConfig, *, name: str | None = None
+) -> logs.LogGroup:
     """A log group with the stage's retention. Logs age out by retention, so deleting the stack deletes them."""
     return logs.LogGroup(
         scope, construct_id, log_group_name=name, retention=retention(stage), removal_policy=RemovalPolicy.DESTROY

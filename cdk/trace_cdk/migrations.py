@@ -15,6 +15,7 @@ from aws_cdk import CustomResource
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import custom_resources as cr
 from constructs import Construct
+from trace_core import platform
 from trace_core.db import migrate
 
 from trace_cdk import config, environment, functions, log_groups, names, network
@@ -55,14 +56,20 @@ class Migrations(Construct):
             timeout_seconds=300,
             layer=layer,
             net=net,
-            env=environment.platform(
+            # A deploy-time function, not a platform deployable: it reads what every platform function reads.
+            env=environment.render(
+                "migrations",
                 stage,
-                component="migrations",
-                database=data.database,
-                database_secret_arn=data.database_secret.secret_arn,
-                buckets={key: bucket.bucket_name for key, bucket in data.buckets.items()},
-            )
-            | environment.LAMBDA,
+                platform.declaration.FUNCTION_SETTINGS,
+                environment.stage_values(
+                    stage,
+                    database=data.database,
+                    database_secret_arn=data.database_secret.secret_arn,
+                    buckets={key: bucket.bucket_name for key, bucket in data.buckets.items()},
+                ),
+                own=environment.LAMBDA,
+                deployable=False,
+            ),
         )
         data.database_secret.grant_read(handler.function)
         provider = cr.Provider(

@@ -74,7 +74,13 @@ def object_keys_rule(bucket_logical_ids: Iterable[str]) -> WildcardRule:
     return WildcardRule(
         resource=re.compile(rf"<({ids})\.Arn>/([A-Za-z0-9_.-]+/)*\*"),
         actions=frozenset(
-            {"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"}
+            {
+                "s3:GetObject",
+                "s3:PutObject",
+                "s3:DeleteObject",
+                "s3:AbortMultipartUpload",
+                "s3:ListMultipartUploadParts",
+            }
         ),
         reason="Object-level S3 actions need object ARNs; this one is scoped to the keys of one Trace bucket (prefix).",
     )

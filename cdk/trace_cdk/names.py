@@ -1,13 +1,13 @@
 """Every name the app shares between constructs, the deployables and the docs.
 
-Construct IDs, the physical names that code relies on (queue names), the
-environment contract of the deployables, and the metrics the alarms watch.
-Changing a construct ID here replaces the resource on the next deploy.
+Construct IDs, the physical names that code relies on (queue names, read from
+the platform declaration ``trace_core.platform``), and the metrics the alarms
+watch. Changing a construct ID here replaces the resource on the next deploy.
 """
 
 from __future__ import annotations
 
-from trace_core.lite import provision
+from trace_core import platform
 
 # ---------------------------------------------------------------- stacks and constructs
 PROJECT = "trace"
@@ -31,36 +31,39 @@ OBSERVABILITY = "Observability"
 DATABASE_NAME = "trace"
 DATABASE_USER = "trace"
 DATABASE_PORT = 5432
-BUCKETS = ("datasets", "results", "scratch")
+BUCKETS = tuple(platform.PLATFORM.buckets)
 
 # ---------------------------------------------------------------- queues
 # Physical queue names equal the Lite ones: the SQS driver resolves a queue by
 # name (GetQueueUrl), and task rows carry that name. One stage per account and
 # region therefore (see docs/decisions/0401-one-stack-per-stage.md).
-QUEUE_MAX_RECEIVES: dict[str, int] = dict(provision.QUEUES)
-TASK_QUEUE = "trace-tasks"
-SINK_QUEUE = "trace-sink"  # the dataset-buffer queue the sink Lambda drains
-DELIVERY_QUEUE = "trace-deliveries"
 
 
 def dlq_name(queue: str) -> str:
-    return f"{queue}-dlq"
+    return platform.PLATFORM.queues[queue].dlq
 
 
 # ---------------------------------------------------------------- Lambda functions
 # functions/<folder>/handler.py defines lambda_handler.
-HANDLER = "handler.lambda_handler"
-DISPATCHER_API = "dispatcher_api"
-OUTBOX_DRAINER = "outbox_drainer"
-LEASE_REAPER = "lease_reaper"
-SINK = "sink"
-CHAIN_SYNC_PLANNER = "chain_sync_planner"
-FUNCTION_FOLDERS = (DISPATCHER_API, OUTBOX_DRAINER, LEASE_REAPER, SINK, CHAIN_SYNC_PLANNER)
+HANDLER = platform.types.HANDLER
+FUNCTION_FOLDERS = tuple(platform.PLATFORM.functions)
+
+
+def _declared(function: str) -> str:
+    """A function the app refers to by name (its metric, ...); fails at import if the declaration lost it."""
+    if function not in platform.PLATFORM.functions:
+        raise KeyError(f"trace_core.platform declares no function {function!r}")
+    return function
+
+
+OUTBOX_DRAINER = _declared("outbox_drainer")  # emits OutboxOldestAgeSeconds, the outbox alarm's metric
 SCHEMA_MIGRATIONS = "SchemaMigrations"  # the migration handler (cdk/handlers/migrations)
 
 
 def function_id(folder: str) -> str:
-    """The construct id and CloudFormation logical id of ``functions/<folder>``: ``dispatcher_api`` -> ``DispatcherApi``.
+    """The construct id and CloudFormation logical id of ``functions/<folder>``.
+
+    ``dispatcher_api`` -> ``DispatcherApi``.
 
     Every Lambda function's logical id is its construct id, flat and stable, because
     ``sam local invoke -t cdk.out/Trace-<stage>.template.json DispatcherApi`` looks a
@@ -68,13 +71,6 @@ def function_id(folder: str) -> str:
     form ``Stack/Id/Resource``, and ours are nested (decision 1306).
     """
     return "".join(part.title() for part in folder.split("_"))
-
-# ---------------------------------------------------------------- Fargate services
-QUERY = "query"
-WORKER = "worker"
-DELIVERY = "delivery"
-QUERY_COMMAND = ["python", "-m", "trace_core.query.service"]
-WORKER_COMMAND = ["python", "-m", "trace_core.cli", "worker"]
 
 
 def service_name(component: str) -> str:

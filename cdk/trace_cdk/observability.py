@@ -21,6 +21,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
+from trace_core import platform
 
 from trace_cdk import config, names
 from trace_cdk import queues as queues_mod
@@ -75,22 +76,31 @@ class Observability(Construct):
                 description=f"Lambda {folder} was throttled (concurrency limit reached)",
             )
         self.failure_rates = {
-            name: self._failure_rate(name) for name in services if name in (names.WORKER, names.DELIVERY)
+            name: self._failure_rate(name)
+            for name in services
+            if platform.PLATFORM.services[name].pool is not None  # the workers emit the task metrics
         }
         for name, rate in self.failure_rates.items():
             self._alarm(
                 f"{_title(name)}TaskFailureRate",
                 rate,
                 threshold=stage.task_failure_rate_percent,
-                description=f"More than {stage.task_failure_rate_percent}% of {name} task attempts failed in 15 minutes",
+                description=(
+                    f"More than {stage.task_failure_rate_percent}% of {name} task attempts failed in 15 minutes"
+                ),
             )
-        self.outbox_age = self._metric(names.METRIC_OUTBOX_OLDEST_AGE, names.OUTBOX_DRAINER, "Maximum", Duration.minutes(1))
+        self.outbox_age = self._metric(
+            names.METRIC_OUTBOX_OLDEST_AGE, names.OUTBOX_DRAINER, "Maximum", Duration.minutes(1)
+        )
         self._alarm(
             "OutboxAge",
             self.outbox_age,
             threshold=stage.outbox_age_seconds,
             periods=OUTBOX_PERIODS,
-            description=f"The oldest unpublished outbox row is older than {stage.outbox_age_seconds} s: is the drainer running?",
+            description=(
+                f"The oldest unpublished outbox row is older than {stage.outbox_age_seconds} s: "
+                "is the drainer running?"
+            ),
         )
         self.dashboard = self._dashboard(queues, functions, services)
 
@@ -117,7 +127,13 @@ class Observability(Construct):
         )
 
     def _alarm(
-        self, alarm_id: str, metric: cw.Metric | cw.MathExpression, *, threshold: float, description: str, periods: int = 1
+        self,
+        alarm_id: str,
+        metric: cw.Metric | cw.MathExpression,
+        *,
+        threshold: float,
+        description: str,
+        periods: int = 1,
     ) -> cw.Alarm:
         alarm = metric.create_alarm(
             self,
@@ -159,13 +175,22 @@ class Observability(Construct):
         dashboard.add_widgets(
             cw.GraphWidget(
                 title="Queue depth and oldest message age",
-                left=[q.metric_approximate_number_of_messages_visible(period=period, label=n) for n, q in queues.queues.items()],
-                right=[q.metric_approximate_age_of_oldest_message(period=period, label=f"{n} age") for n, q in queues.queues.items()],
+                left=[
+                    q.metric_approximate_number_of_messages_visible(period=period, label=n)
+                    for n, q in queues.queues.items()
+                ],
+                right=[
+                    q.metric_approximate_age_of_oldest_message(period=period, label=f"{n} age")
+                    for n, q in queues.queues.items()
+                ],
                 width=12,
             ),
             cw.GraphWidget(
                 title="DLQ depth",
-                left=[q.metric_approximate_number_of_messages_visible(period=period, label=names.dlq_name(n)) for n, q in queues.dlqs.items()],
+                left=[
+                    q.metric_approximate_number_of_messages_visible(period=period, label=names.dlq_name(n))
+                    for n, q in queues.dlqs.items()
+                ],
                 width=12,
             ),
         )

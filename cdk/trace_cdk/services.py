@@ -1,16 +1,18 @@
-"""Fargate: the Query Service and the Cryo/platform workers.
+"""Fargate: the services of the platform declaration (``trace_core.platform.PLATFORM.services``).
 
-- ``query``: ``python -m trace_core.query.service`` in the isolated subnets
-  (no internet), behind an internal Application Load Balancer that only the
-  HTTP API's VPC link may reach. Reads datasets (never the staging prefix),
-  writes exported results.
-- ``worker``: ``python -m trace_core.cli worker`` on the task queue, in the
-  egress subnets with the RPC egress group (the Cryo ingest reaches the chain's
-  JSON-RPC provider). Reads and writes datasets and scratch.
-- ``delivery``: the same image on the delivery queue, with the delivery egress
-  group (webhooks). No bucket access.
+- a service with HTTP routes (``query``: ``python -m trace_core.query.service``)
+  runs in the isolated subnets (no internet), behind an internal Application Load
+  Balancer that only the HTTP API's VPC link may reach. Reads datasets (never the
+  staging prefix), writes exported results.
+- a service with a worker pool (``worker``: the ``chain`` pool on the task queue;
+  ``delivery``: the ``delivery`` pool on the delivery queue) runs
+  ``python -m trace_core.worker`` in the egress subnets with the security group
+  of its declared egress (``rpc``: JSON-RPC providers for the Cryo ingest, which
+  also mints capability tokens; ``delivery``: webhooks), and consumes its pool's
+  queue. It reads and writes the buckets it declares.
 
-Images build from ``services/<name>/Dockerfile`` at deploy time (``cdk deploy``
+Each service's size is the stage setting of the same name (``trace:stages.<stage>.worker``).
+Images build from ``services/<image>/Dockerfile`` at deploy time (``cdk deploy``
 needs Docker then), or come prebuilt from the stage's ``images`` setting.
 The database password reaches containers only as an ECS secret (``PGPASSWORD``),
 never as a plain environment value. JSON-RPC URLs come with each chain sync job.
@@ -19,15 +21,15 @@ never as a plain environment value. JSON-RPC URLs come with each chain sync job.
 from __future__ import annotations
 
 from aws_cdk import ArnFormat, Duration, IgnoreMode, Stack
-from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
+from trace_core import platform
 
-from trace_cdk import access, config, environment, log_groups, nag, names, network
+from trace_cdk import access, config, environment, errors, log_groups, nag, names, network
 from trace_cdk import data as data_mod
 from trace_cdk import queues as queues_mod
 
@@ -67,7 +69,7 @@ def token_keys_secret_name(stage: config.StageConfig) -> str:
 
 
 class Services(Construct):
-    """The ECS cluster, the three services, and the Query Service's internal load balancer."""
+    """The ECS cluster, the declared services, and the Query Service's internal load balancer."""
 
     def __init__(
         self,
@@ -79,6 +81,7 @@ class Services(Construct):
         net: network.Network,
         data: data_mod.Data,
         queues: queues_mod.Queues,
+        declared: platform.Platform = platform.PLATFORM,
     ) -> None:
         super().__init__(scope, construct_id)
         self._stage = stage
@@ -88,24 +91,45 @@ class Services(Construct):
         self.cluster = ecs.Cluster(
             self, "Cluster", vpc=net.vpc, container_insights_v2=ecs.ContainerInsights.ENABLED
         )
-        self._images = {name: image(stage, name, assets) for name in (names.QUERY, names.WORKER)}
+        self._images = {
+            spec.image: image(stage, spec.image, assets) for spec in declared.services.values()
+        }
         self._token_keys_arn = Stack.of(self).format_arn(
             service="secretsmanager",
             resource="secret",
             resource_name=f"{token_keys_secret_name(stage)}-??????",
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
-        self.query = self._query_service()
-        self.worker = self._worker_service(names.WORKER, stage.worker, queues, names.TASK_QUEUE, net.rpc_egress_sg)
-        self.delivery = self._worker_service(
-            names.DELIVERY, stage.delivery, queues, names.DELIVERY_QUEUE, net.delivery_egress_sg
-        )
-        access.read_write(self.worker.task_definition.task_role, data.datasets, delete=True)
-        access.read_write(self.worker.task_definition.task_role, data.scratch, delete=True)
+        self._values = environment.stage_values(
+            stage,
+            database=data.database,
+            database_secret_arn=None,  # the password arrives as PGPASSWORD (ECS secrets), see _database_secret
+            buckets={key: bucket.bucket_name for key, bucket in data.buckets.items()},
+        ) | {
+            "token_keys": "secretsmanager",
+            "token_keys_secret": token_keys_secret_name(stage),
+            # Workers emit TasksCompleted / TasksFailed (EMF) for the task failure-rate alarm.
+            "emit_metrics": "true",
+        }
+        self._routed: str | None = None
+        self.services: dict[str, ecs.FargateService] = {}
+        for name, spec in declared.services.items():
+            if spec.routes:
+                self.services[name] = self._query_service(spec)
+            elif spec.pool is not None:
+                self.services[name] = self._worker_service(spec, declared.worker_pools[spec.pool], queues)
+            else:
+                raise errors.InfraConfigError(
+                    f"service {name} has neither routes nor a worker pool: nothing would reach it",
+                    field=f"trace_core.platform services[{name!r}]", expected="routes=(...) or pool=...",
+                )
 
     @property
-    def services(self) -> dict[str, ecs.FargateService]:
-        return {names.QUERY: self.query, names.WORKER: self.worker, names.DELIVERY: self.delivery}
+    def query(self) -> ecs.FargateService:
+        """The service behind the load balancer (the one with HTTP routes)."""
+        if self._routed is None:
+            raise KeyError("no declared service has HTTP routes")
+        return self.services[self._routed]
 
     # ------------------------------------------------------------ building blocks
 
@@ -144,17 +168,14 @@ class Services(Construct):
         self.log_groups[name] = log_groups.log_group(self, f"{name.title()}Logs", self._stage)
         return self.log_groups[name]
 
-    def _env(self, name: str, *, task_queue: str = names.TASK_QUEUE) -> dict[str, str]:
-        return environment.platform(
-            self._stage,
-            component=name,
-            database=self._data.database,
-            database_secret_arn=None,  # the password arrives as PGPASSWORD (ECS secrets), see _database_secret
-            buckets={key: bucket.bucket_name for key, bucket in self._data.buckets.items()},
-            task_queue=task_queue,
-        ) | {"TRACE_TOKEN_KEYS": "secretsmanager", "TRACE_TOKEN_KEYS_SECRET": token_keys_secret_name(self._stage),
-             # Workers emit TasksCompleted / TasksFailed (EMF) for the task failure-rate alarm.
-             "TRACE_EMIT_METRICS": "true"}
+    def _size(self, name: str) -> config.ServiceSize:
+        size = getattr(self._stage, name, None)
+        if not isinstance(size, config.ServiceSize):
+            raise errors.InfraConfigError(
+                f"the stage has no size for service {name}",
+                field=f"trace:stages.{self._stage.stage}.{name}", expected="a ServiceSize (add it to StageConfig)",
+            )
+        return size
 
     def _database_secret(self) -> dict[str, ecs.Secret]:
         return {"PGPASSWORD": ecs.Secret.from_secrets_manager(self._data.database_secret, "password")}
@@ -170,22 +191,28 @@ class Services(Construct):
 
     # ------------------------------------------------------------ services
 
-    def _query_service(self) -> ecs.FargateService:
-        size = self._stage.query
-        env = self._env(names.QUERY) | {
-            "TRACE_QUERY_HOST": "0.0.0.0",
-            "TRACE_QUERY_PORT": str(size.port),
-            "TRACE_QUERY_WORKERS": str(size.workers),
+    def _query_service(self, spec: platform.Service) -> ecs.FargateService:
+        size = self._size(spec.name)
+        if not isinstance(size, config.QuerySize) or self._routed is not None:
+            raise errors.InfraConfigError(
+                f"service {spec.name} has routes, but only one service with a QuerySize sits behind the load balancer",
+                field=f"trace:stages.{self._stage.stage}.{spec.name}", expected="the query service",
+            )
+        self._routed = spec.name
+        env = environment.render(spec.name, self._stage, spec.settings, self._values, own={
+            "query_host": "0.0.0.0",
+            "query_port": str(size.port),
+            "query_workers": str(size.workers),
             # The DuckDB workers share three quarters of the task's memory; the rest is Python, Arrow, the OS.
-            "TRACE_QUERY_MEMORY_MB": str(size.memory_mib * 3 // 4 // size.workers),
-        }
+            "query_memory_mb": str(size.memory_mib * 3 // 4 // size.workers),
+        })
         task = self._task_definition(
-            names.QUERY, size, self._images[names.QUERY], command=names.QUERY_COMMAND, env=env,
+            spec.name, size, self._images[spec.image], command=list(spec.command), env=env,
             secrets=self._database_secret(), port=size.port,
         )
         service = ecs.FargateService(
             self,
-            "Query",
+            spec.name.title(),
             cluster=self.cluster,
             task_definition=task,
             desired_count=size.desired_count,
@@ -223,7 +250,9 @@ class Services(Construct):
             drop_invalid_header_fields=True,
         )
         self.load_balancer.log_access_logs(self._data.access_logs, prefix="query-lb")
-        self.listener = self.load_balancer.add_listener("Http", port=LB_PORT, protocol=elbv2.ApplicationProtocol.HTTP, open=False)
+        self.listener = self.load_balancer.add_listener(
+            "Http", port=LB_PORT, protocol=elbv2.ApplicationProtocol.HTTP, open=False
+        )
         self.listener.add_targets(
             "Query",
             port=size.port,
@@ -235,26 +264,33 @@ class Services(Construct):
         return service
 
     def _worker_service(
-        self, name: str, size: config.ServiceSize, queues: queues_mod.Queues, queue_name: str,
-        group: ec2.ISecurityGroup,
+        self, spec: platform.Service, pool: platform.WorkerPool, queues: queues_mod.Queues
     ) -> ecs.FargateService:
-        """A worker on one queue; the one with RPC egress (Cryo ingest) also mints capability tokens."""
-        rpc = group is self._net.rpc_egress_sg
-        queue = queues[queue_name]
+        """A worker of ``pool`` on its queue; the one with RPC egress (Cryo ingest) also mints capability tokens."""
+        groups = {"rpc": self._net.rpc_egress_sg, "delivery": self._net.delivery_egress_sg}
+        if spec.egress not in groups:
+            raise errors.InfraConfigError(
+                f"worker service {spec.name} declares egress {spec.egress!r}: workers run in the egress subnets",
+                field=f"trace_core.platform services[{spec.name!r}].egress", expected=" or ".join(groups),
+            )
+        # The pool names the queue and the operators (trace_core.worker reads them from the declaration).
+        env = environment.render(spec.name, self._stage, spec.settings, self._values, own={"worker_pool": pool.name})
         task = self._task_definition(
-            name, size, self._images[names.WORKER], command=names.WORKER_COMMAND,
-            env=self._env(name, task_queue=queue_name), secrets=self._database_secret(),
+            spec.name, self._size(spec.name), self._images[spec.image], command=list(spec.command),
+            env=env, secrets=self._database_secret(),
         )
-        queue.grant_consume_messages(task.task_role)
-        self._token_keys(task.task_role, create=rpc)
+        queues[pool.queue].grant_consume_messages(task.task_role)
+        self._token_keys(task.task_role, create=spec.egress == "rpc")
+        for bucket in spec.buckets:
+            access.read_write(task.task_role, self._data.buckets[bucket], delete=True)
         return ecs.FargateService(
             self,
-            name.title(),
+            spec.name.title(),
             cluster=self.cluster,
             task_definition=task,
-            desired_count=size.desired_count,
+            desired_count=self._size(spec.name).desired_count,
             vpc_subnets=self._net.egress,
-            security_groups=[group],
+            security_groups=[groups[spec.egress]],
             assign_public_ip=False,
             circuit_breaker=ecs.DeploymentCircuitBreaker(rollback=True),
             min_healthy_percent=100,

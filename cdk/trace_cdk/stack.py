@@ -13,6 +13,7 @@ import sys
 
 import aws_cdk as cdk
 from constructs import Construct
+from trace_core import platform
 
 from trace_cdk import (
     api,
@@ -47,7 +48,7 @@ class TraceStack(cdk.Stack):
         cdk.Tags.of(self).add("stage", stage.stage)
         self.network = network.Network(self, names.NETWORK, stage=stage)
         self.data = data_mod.Data(self, names.DATA, stage=stage, net=self.network)
-        self.queues = queues.Queues(self, names.QUEUES, visibility={names.SINK_QUEUE: functions.SINK_VISIBILITY})
+        self.queues = queues.Queues(self, names.QUEUES, visibility=functions.visibility(platform.PLATFORM))
         self.functions = functions.Functions(
             self, names.FUNCTIONS, stage=stage, assets=assets, net=self.network, data=self.data, queues=self.queues
         )
@@ -62,7 +63,7 @@ class TraceStack(cdk.Stack):
             names.API,
             stage=stage,
             net=self.network,
-            dispatcher=self.functions.functions[names.DISPATCHER_API],
+            functions=dict(self.functions.functions),
             services=self.services,
         )
         self.observability = observability.Observability(
@@ -71,7 +72,7 @@ class TraceStack(cdk.Stack):
             stage=stage,
             queues=self.queues,
             functions=dict(self.functions.functions),
-            services=self.services.services,
+            services=dict(self.services.services),
         )
         self._outputs()
         self._acknowledge()
@@ -88,7 +89,10 @@ class TraceStack(cdk.Stack):
             "DatabaseEndpoint": (self.data.database.db_instance_endpoint_address, "RDS PostgreSQL (private)"),
             "DatabaseSecretArn": (self.data.database_secret.secret_arn, "Database credentials (RDS JSON)"),
             "ClusterName": (self.services.cluster.cluster_name, "ECS cluster of the Fargate services"),
-            "WorkerServiceName": (self.services.worker.service_name, "Cryo/platform workers (run one-off tasks like it)"),
+            "WorkerServiceName": (
+                self.services.services["worker"].service_name,
+                "Cryo/platform workers (run one-off tasks like it)",
+            ),
             "WorkerLogGroupName": (self.services.log_groups["worker"].log_group_name, "Worker logs"),
             "QueryLogGroupName": (self.services.log_groups["query"].log_group_name, "Query Service logs"),
             "AlarmTopicArn": (self.observability.topic.topic_arn, "Subscribe to receive alarms"),

@@ -19,7 +19,7 @@ CLI = [sys.executable, "-m", "trace_core.cli"]
 def home():
     base = Path(tempfile.mkdtemp(prefix="trace-demo-test-"))
     yield base / "lite"
-    subprocess.run([*CLI, "down"], env=clean_env(base / "lite"), capture_output=True, timeout=120)
+    subprocess.run([*CLI, "down"], env=clean_env(base / "lite"), capture_output=True, timeout=120, check=False)
     shutil.rmtree(base, ignore_errors=True)
 
 
@@ -30,7 +30,7 @@ def clean_env(home: Path) -> dict[str, str]:
 
 
 def run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=600, env=clean_env(home))
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=600, env=clean_env(home), check=False)
 
 
 @pytest.mark.timeout(900)

@@ -28,7 +28,10 @@ if str(CDK_DIR) not in sys.path:
 # Node 20 works with jsii; only the banner is silenced.
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
-STAND_IN = '"""Test-time stand-in: the real handler is not written yet."""\n\n\ndef lambda_handler(event, context):\n    return {}\n'
+STAND_IN = (
+    '"""Test-time stand-in: the real handler is not written yet."""\n\n\n'
+    "def lambda_handler(event, context):\n    return {}\n"
+)
 
 
 @dataclasses.dataclass(frozen=True)

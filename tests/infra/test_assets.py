@@ -32,8 +32,8 @@ def test_the_lock_and_every_file_derived_from_it_are_in_step() -> None:
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.parametrize("derived", ["layers/trace_core/requirements-lambda.txt", "services/requirements.txt",
-                                     "requirements-uv.txt"])
+@pytest.mark.parametrize("derived", ["layers/trace_core/requirements-lambda.txt", "services/worker/requirements.txt",
+                                     "services/query/requirements.txt", "requirements-uv.txt"])
 def test_every_derived_pin_is_the_locked_version(derived: str) -> None:
     # GIVEN a requirement file derived from uv.lock (the Lambda layer, the Fargate images, uv itself)
     pins = assets.requirements(ROOT / derived)
@@ -88,7 +88,7 @@ def test_a_layer_with_a_forbidden_package_is_refused(tmp_path: Path, package: st
 
 
 LOCKS = ["uv.lock", "package-lock.json", "requirements-uv.txt", "layers/trace_core/requirements-lambda.txt",
-         "services/requirements.txt", "pyproject.toml", "package.json"]
+         "services/worker/requirements.txt", "services/query/requirements.txt", "pyproject.toml", "package.json"]
 
 
 @pytest.mark.skipif(not (ROOT / ".git").exists(), reason="checks the git checkout the tests run in")

@@ -16,8 +16,19 @@ IGNORED = ("W3010", "W3005")
 
 def lint(template: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(Path(sys.executable).parent / "cfn-lint"), "--format", "parseable", "--ignore-checks", *IGNORED, "--", str(template)],
-        capture_output=True, text=True, timeout=180, check=False,
+        [
+            str(Path(sys.executable).parent / "cfn-lint"),
+            "--format",
+            "parseable",
+            "--ignore-checks",
+            *IGNORED,
+            "--",
+            str(template),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
     )
 
 

@@ -51,13 +51,21 @@ def test_account_and_region_overrides_apply() -> None:
 @pytest.mark.parametrize(
     ("change", "field", "expected"),
     [
-        (lambda s: s["dev"]["query"].update(cpu=1024, memory_mib=512), "trace:stages.dev.query", "2048..8192 in steps of 1024"),
+        (
+            lambda s: s["dev"]["query"].update(cpu=1024, memory_mib=512),
+            "trace:stages.dev.query",
+            "2048..8192 in steps of 1024",
+        ),
         (lambda s: s["dev"].update(availability_zones=["eu-west-1a", "eu-west-1b"]), "trace:stages.dev", "not a zone"),
         (lambda s: s["dev"].update(log_retention_days=10), "trace:stages.dev.log_retention_days", "one of"),
         (lambda s: s["dev"].update(account="12345"), "trace:stages.dev.account", "pattern"),
         (lambda s: s["dev"].update(nat_gateways=0), "trace:stages.dev.nat_gateways", "greater than or equal"),
         (lambda s: s["dev"].update(surprise=True), "trace:stages.dev.surprise", "Extra inputs"),
-        (lambda s: s["dev"]["database"].update(allocated_storage_gb=50, max_allocated_storage_gb=30), "trace:stages.dev.database", ">="),
+        (
+            lambda s: s["dev"]["database"].update(allocated_storage_gb=50, max_allocated_storage_gb=30),
+            "trace:stages.dev.database",
+            ">=",
+        ),
     ],
 )
 def test_bad_values_name_the_field_and_what_was_expected(change, field: str, expected: str) -> None:

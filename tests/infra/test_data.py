@@ -6,7 +6,8 @@ import json
 from typing import Any
 
 import pytest
-from trace_cdk import functions, migrations, names
+from trace_cdk import migrations
+from trace_core import platform
 from trace_core.db import migrate
 from trace_core.lite import provision
 
@@ -72,7 +73,10 @@ def test_temporary_data_expires(synthesized: Synthesized) -> None:
 
 def test_every_lite_queue_exists_with_its_dlq_and_receive_limit(synthesized: Synthesized) -> None:
     # GIVEN the queues the Lite profile provisions
-    queues = {q["Properties"]["QueueName"]: (lid, q["Properties"]) for lid, q in synthesized.of_type("AWS::SQS::Queue").items()}
+    queues = {
+        q["Properties"]["QueueName"]: (lid, q["Properties"])
+        for lid, q in synthesized.of_type("AWS::SQS::Queue").items()
+    }
     assert set(queues) == set(provision.QUEUES) | {f"{n}-dlq" for n in provision.QUEUES}
     for name, max_receives in provision.QUEUES.items():
         # THEN each has a redrive policy to its own DLQ after the same number of receives as in Lite
@@ -96,8 +100,8 @@ def test_every_queue_refuses_plain_http(synthesized: Synthesized) -> None:
 
 
 def test_sink_queue_hides_a_message_longer_than_the_sink_runs(synthesized: Synthesized) -> None:
-    queue = synthesized.resources[synthesized.logical_id(synthesized.stack.queues[names.SINK_QUEUE])]
-    timeout = functions.SPECS[names.SINK].timeout_seconds
+    queue = synthesized.resources[synthesized.logical_id(synthesized.stack.queues[platform.SINK_QUEUE])]
+    timeout = platform.PLATFORM.functions["sink"].timeout_seconds
     assert queue["Properties"]["VisibilityTimeout"] >= 6 * timeout
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from trace_cdk import environment, names
+from trace_core import platform
 from trace_core import settings as settings_mod
 
 from tests.infra.conftest import REPO, AssetDirs, Synthesized
@@ -36,12 +37,12 @@ def test_every_platform_function_has_the_layer_python_312_and_a_timeout(synthesi
     layer_id = synthesized.logical_id(synthesized.stack.functions.layer)
     functions = platform_functions(synthesized)
     assert set(functions) == set(names.FUNCTION_FOLDERS)
-    for folder, (logical_id, props) in functions.items():
+    for folder, (_logical_id, props) in functions.items():
         assert props["Layers"] == [{"Ref": layer_id}], folder
         assert props["Runtime"] == "python3.12" and props["Architectures"] == ["x86_64"], folder
         assert props["Handler"] == names.HANDLER, folder
         assert 1 <= props["Timeout"] <= 60, folder
-    assert functions[names.DISPATCHER_API][1]["Timeout"] < 30  # the HTTP API's integration limit
+    assert functions["dispatcher_api"][1]["Timeout"] < 30  # the HTTP API's integration limit
 
 
 def test_every_lambda_logs_to_a_group_with_the_stage_retention(synthesized: Synthesized) -> None:
@@ -51,7 +52,9 @@ def test_every_lambda_logs_to_a_group_with_the_stage_retention(synthesized: Synt
     for logical_id, fn in lambdas.items():
         # THEN each names its log group, and that group expires after the stage's retention
         group = fn["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
-        assert synthesized.resources[group]["Properties"]["RetentionInDays"] == synthesized.stage.log_retention_days, logical_id
+        assert synthesized.resources[group]["Properties"]["RetentionInDays"] == synthesized.stage.log_retention_days, (
+            logical_id
+        )
 
 
 def test_the_only_other_lambdas_are_cdk_framework_handlers(synthesized: Synthesized) -> None:
@@ -94,8 +97,9 @@ def test_powertools_is_configured_by_environment(synthesized: Synthesized) -> No
         assert env["POWERTOOLS_SERVICE_NAME"] == names.service_name(folder)
         assert env["POWERTOOLS_METRICS_NAMESPACE"] == names.METRICS_NAMESPACE
         assert env["POWERTOOLS_LOG_LEVEL"] == synthesized.stage.log_level
-        assert env["TRACE_QUEUE_DRIVER"] == "sqs"
-        assert env["TRACE_DB_POOL_MAX"] == environment.LAMBDA["TRACE_DB_POOL_MAX"]
+        assert env["TRACE_DB_POOL_MAX"] == environment.LAMBDA["db_pool_max"]
+        if "queue_driver" in platform.PLATFORM.functions[folder].settings:
+            assert env["TRACE_QUEUE_DRIVER"] == "sqs", folder
 
 
 def test_every_deployable_runs_the_aws_profile(synthesized: Synthesized) -> None:
@@ -122,8 +126,8 @@ def test_no_secret_is_in_an_environment_variable(synthesized: Synthesized) -> No
 def test_the_sink_reports_partial_batch_failures(synthesized: Synthesized) -> None:
     (mapping,) = synthesized.of_type("AWS::Lambda::EventSourceMapping").values()
     props = mapping["Properties"]
-    sink_id, _ = platform_functions(synthesized)[names.SINK]
-    queue_id = synthesized.logical_id(synthesized.stack.queues[names.SINK_QUEUE])
+    sink_id, _ = platform_functions(synthesized)["sink"]
+    queue_id = synthesized.logical_id(synthesized.stack.queues[platform.SINK_QUEUE])
     assert props["FunctionName"] == {"Ref": sink_id}
     assert props["EventSourceArn"] == {"Fn::GetAtt": [queue_id, "Arn"]}
     assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
@@ -137,7 +141,7 @@ def test_scheduled_functions_run_every_minute(synthesized: Synthesized) -> None:
         assert props["ScheduleExpression"] == "rate(1 minute)" and props["State"] == "ENABLED"
         for target in props["Targets"]:
             targets[target["Arn"]["Fn::GetAtt"][0]] = target["RetryPolicy"]["MaximumRetryAttempts"]
-    scheduled = (names.OUTBOX_DRAINER, names.LEASE_REAPER, names.CHAIN_SYNC_PLANNER)
+    scheduled = ("outbox_drainer", "lease_reaper", "chain_sync_planner")
     assert targets == {functions[folder][0]: 0 for folder in scheduled}
 
 

@@ -1,4 +1,4 @@
-"""IAM: no wildcard actions, no wildcard resources except where AWS offers nothing narrower, least privilege per role."""
+"""IAM: no wildcard actions nor resources (unless AWS offers nothing narrower), least privilege per role."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from trace_cdk import names
+from trace_core import platform
 
 from tests.infra.conftest import Synthesized
 
@@ -65,7 +65,7 @@ def test_managed_policies_are_only_the_lambda_basics(synthesized: Synthesized) -
 
 
 def test_only_the_outbox_drainer_publishes_to_queues(synthesized: Synthesized) -> None:
-    drainer = synthesized.stack.functions.functions[names.OUTBOX_DRAINER]
+    drainer = synthesized.stack.functions.functions["outbox_drainer"]
     senders = set()
     for owner, statement in statements(synthesized):
         if "sqs:SendMessage" in _as_list(statement["Action"]):
@@ -100,7 +100,9 @@ def test_query_service_reads_datasets_but_never_staging_and_writes_results(synth
 
 def test_workers_consume_only_their_own_queue(synthesized: Synthesized) -> None:
     stack = synthesized.stack
-    for name, queue in ((names.WORKER, names.TASK_QUEUE), (names.DELIVERY, names.DELIVERY_QUEUE)):
+    pools = {n: platform.PLATFORM.worker_pools[s.pool].queue for n, s in platform.PLATFORM.services.items() if s.pool}
+    assert pools == {"worker": platform.TASK_QUEUE, "delivery": platform.DELIVERY_QUEUE}
+    for name, queue in pools.items():
         service = stack.services.services[name]
         found = role_statements(synthesized, service.task_definition.task_role)
         sqs = [s for s in found if any(a.startswith("sqs:") for a in _as_list(s["Action"]))]
@@ -110,5 +112,5 @@ def test_workers_consume_only_their_own_queue(synthesized: Synthesized) -> None:
 
 
 def test_delivery_workers_touch_no_bucket(synthesized: Synthesized) -> None:
-    role = synthesized.stack.services.delivery.task_definition.task_role
+    role = synthesized.stack.services.services["delivery"].task_definition.task_role
     assert not {a for a in actions_of(role_statements(synthesized, role)) if a.startswith("s3:")}

@@ -91,7 +91,9 @@ def test_ports_and_credentials_are_the_ones_the_docs_export() -> None:
 
 def test_localstack_serves_every_aws_api_trace_core_calls() -> None:
     source = "\n".join(p.read_text() for p in (REPO / "layers" / "trace_core" / "trace_core").rglob("*.py"))
-    used = set(re.findall(r'aws\.client\(\s*"([a-z0-9-]+)"', source)) | ({"s3"} if "aws.s3_client(" in source else set())
+    used = set(re.findall(r'aws\.client\(\s*"([a-z0-9-]+)"', source)) | (
+        {"s3"} if "aws.s3_client(" in source else set()
+    )
     assert used >= {"s3", "sqs"}
     assert used <= set(SERVICES["localstack"]["environment"]["SERVICES"].split(","))
     # Trace's default region, where the init script's queues must be

@@ -91,7 +91,9 @@ def test_an_unreadable_secret_fails_with_the_variable_named(
     make_database: Callable[..., str], stack_environment: Callable[[str], str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     stack_environment(make_database(migrated=False))
-    monkeypatch.setenv("TRACE_DATABASE_SECRET_ARN", "arn:aws:secretsmanager:us-east-1:123456789012:secret:absent-AbCdEf")
+    monkeypatch.setenv(
+        "TRACE_DATABASE_SECRET_ARN", "arn:aws:secretsmanager:us-east-1:123456789012:secret:absent-AbCdEf"
+    )
     with pytest.raises(errors.ConfigError) as caught:
         load_handler().lambda_handler(event("Create"), None)
     assert caught.value.details["variable"] == "TRACE_DATABASE_SECRET_ARN"
@@ -99,7 +101,9 @@ def test_an_unreadable_secret_fails_with_the_variable_named(
 
 def test_conninfo_adds_the_password_from_rds_secret_json() -> None:
     info = psycopg.conninfo.conninfo_to_dict(
-        conninfo.with_secret("postgresql://trace@db.internal:5432/trace?sslmode=require", json.dumps({"password": "p w"}))
+        conninfo.with_secret(
+            "postgresql://trace@db.internal:5432/trace?sslmode=require", json.dumps({"password": "p w"})
+        )
     )
     assert info == {"user": "trace", "host": "db.internal", "port": "5432", "dbname": "trace",
                     "sslmode": "require", "password": "p w"}

@@ -20,7 +20,11 @@ def test_app_synthesizes_with_no_unacknowledged_finding(synthesized: Synthesized
 
 
 def test_every_acknowledgment_names_a_rule_and_says_why(synthesized: Synthesized) -> None:
-    found = [(path, rule, reason) for path, rule, reason in nag.acknowledgments(synthesized.stack) if rule.startswith("AwsSolutions")]
+    found = [
+        (path, rule, reason)
+        for path, rule, reason in nag.acknowledgments(synthesized.stack)
+        if rule.startswith("AwsSolutions")
+    ]
     assert found, "expected acknowledgments (e.g. the access-log bucket's own logging)"
     for path, rule, reason in found:
         assert re.fullmatch(r"AwsSolutions-[A-Z]+\d+(\[.+\])?", rule), (path, rule)

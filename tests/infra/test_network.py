@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from trace_cdk import functions, names, network
+from trace_cdk import network
+from trace_core import platform
 
 from tests.infra.conftest import Synthesized
 
@@ -99,8 +100,10 @@ def test_isolated_subnets_have_no_route_out(synthesized: Synthesized) -> None:
     def default_routes(subnets: list[Any]) -> list[dict[str, Any]]:
         tables = {synthesized.stack.resolve(s.route_table.route_table_id)["Ref"] for s in subnets}
         return [
-            r["Properties"] for r in routes
-            if r["Properties"]["RouteTableId"]["Ref"] in tables and r["Properties"].get("DestinationCidrBlock") == "0.0.0.0/0"
+            r["Properties"]
+            for r in routes
+            if r["Properties"]["RouteTableId"]["Ref"] in tables
+            and r["Properties"].get("DestinationCidrBlock") == "0.0.0.0/0"
         ]
 
     # THEN isolated subnets (RDS, Lambda, Query Service) have no default route, egress subnets go via NAT
@@ -139,13 +142,15 @@ def test_workloads_sit_in_the_subnets_of_their_egress_path(synthesized: Synthesi
     rpc_group = {"Fn::GetAtt": [synthesized.logical_id(stack.network.rpc_egress_sg), "GroupId"]}
     for folder, function in stack.functions.functions.items():
         config = in_vpc[synthesized.logical_id(function)]
-        if functions.SPECS[folder].rpc_egress:
+        if platform.PLATFORM.functions[folder].rpc_egress:
             assert subnets(config) == egress and config["SecurityGroupIds"] == [rpc_group], folder
         else:
             assert subnets(config) == isolated, folder
-    assert [f for f, spec in functions.SPECS.items() if spec.rpc_egress] == [names.CHAIN_SYNC_PLANNER]
+    assert [f for f, spec in platform.PLATFORM.functions.items() if spec.rpc_egress] == ["chain_sync_planner"]
     placement = {
-        name: synthesized.resources[synthesized.logical_id(service)]["Properties"]["NetworkConfiguration"]["AwsvpcConfiguration"]
+        name: synthesized.resources[synthesized.logical_id(service)]["Properties"]["NetworkConfiguration"][
+            "AwsvpcConfiguration"
+        ]
         for name, service in stack.services.services.items()
     }
     assert subnets(placement["query"]) == isolated

@@ -26,7 +26,10 @@ def test_every_alarm_notifies_the_alarm_topic(synthesized: Synthesized) -> None:
         assert alarm["AlarmActions"] == [{"Ref": topic}], alarm["AlarmDescription"]
         assert alarm["TreatMissingData"] == "notBreaching"
     (policy,) = synthesized.of_type("AWS::SNS::TopicPolicy").values()
-    assert any(s["Effect"] == "Deny" and "aws:SecureTransport" in json.dumps(s) for s in policy["Properties"]["PolicyDocument"]["Statement"])
+    assert any(
+        s["Effect"] == "Deny" and "aws:SecureTransport" in json.dumps(s)
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+    )
 
 
 def test_each_dlq_alarms_on_its_first_message(synthesized: Synthesized) -> None:
@@ -58,11 +61,15 @@ def test_task_failure_rate_and_outbox_age_watch_the_platform_metrics(synthesized
     stage = synthesized.stage
     by_id = synthesized.stack.observability.alarms
     rates = {}
-    for name in (names.WORKER, names.DELIVERY):
+    for name in ("worker", "delivery"):
         alarm = synthesized.resources[synthesized.logical_id(by_id[f"{name.title()}TaskFailureRate"])]["Properties"]
         metrics = {m["Id"]: m for m in alarm["Metrics"]}
         expression = next(m["Expression"] for m in metrics.values() if "Expression" in m)
-        stats = {m["MetricStat"]["Metric"]["MetricName"]: m["MetricStat"]["Metric"] for m in metrics.values() if "MetricStat" in m}
+        stats = {
+            m["MetricStat"]["Metric"]["MetricName"]: m["MetricStat"]["Metric"]
+            for m in metrics.values()
+            if "MetricStat" in m
+        }
         assert set(stats) == {names.METRIC_TASKS_FAILED, names.METRIC_TASKS_COMPLETED}
         for metric in stats.values():
             assert metric["Namespace"] == names.METRICS_NAMESPACE

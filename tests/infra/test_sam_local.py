@@ -121,7 +121,7 @@ def test_sam_resolves_every_function_the_guide_names(guide_synth: GuideSynth, tm
         (layer_dir,) = function["layers"]
         assert (Path(layer_dir) / "python" / "trace_core" / "__init__.py").is_file(), name
     # AND every command invokes it with an existing event and the file the guide wrote
-    for name, event, rest in invoked:
+    for _name, event, rest in invoked:
         assert (REPO / event).is_file(), event
         assert f"--env-vars {env_path}" in rest and "--docker-network host" in rest, rest
 

@@ -6,7 +6,8 @@ import json
 import re
 from typing import Any
 
-from trace_cdk import names, services
+from trace_cdk import services
+from trace_core import platform
 
 from tests.infra.conftest import REPO, Synthesized
 
@@ -22,11 +23,11 @@ def containers(synth: Synthesized) -> dict[str, dict[str, Any]]:
 def test_each_service_runs_its_entrypoint(synthesized: Synthesized) -> None:
     found = containers(synthesized)
     assert set(found) == {"Query", "Worker", "Delivery"}
-    assert found["Query"]["Command"] == names.QUERY_COMMAND
-    assert found["Worker"]["Command"] == found["Delivery"]["Command"] == names.WORKER_COMMAND
+    services = platform.PLATFORM.services
+    assert found["Query"]["Command"] == list(services["query"].command)
+    assert found["Worker"]["Command"] == found["Delivery"]["Command"] == ["python", "-m", "trace_core.worker"]
     env = {name: {e["Name"]: e["Value"] for e in c["Environment"]} for name, c in found.items()}
-    assert env["Worker"]["TRACE_TASK_QUEUE"] == names.TASK_QUEUE
-    assert env["Delivery"]["TRACE_TASK_QUEUE"] == names.DELIVERY_QUEUE
+    assert (env["Worker"]["TRACE_WORKER_POOL"], env["Delivery"]["TRACE_WORKER_POOL"]) == ("chain", "delivery")
     query = synthesized.stage.query
     assert env["Query"]["TRACE_QUERY_PORT"] == str(query.port) and env["Query"]["TRACE_QUERY_HOST"] == "0.0.0.0"
     # the sandboxed DuckDB workers together stay within the task's memory
@@ -58,7 +59,8 @@ def test_images_build_from_the_service_dockerfiles_with_a_small_context(synthesi
 
 
 def test_dockerfiles_pin_a_python_cryo_supports_and_run_the_same_command() -> None:
-    for name, command in (("query", names.QUERY_COMMAND), ("worker", names.WORKER_COMMAND)):
+    for name in ("query", "worker"):
+        command = list(platform.PLATFORM.services[name].command)
         dockerfile = (REPO / "services" / name / "Dockerfile").read_text()
         base = re.search(r"^FROM python:(\d+\.\d+)", dockerfile, re.MULTILINE)
         assert base and base[1] in ("3.11", "3.12"), f"{name}: cryo 0.3.2 has wheels for 3.10-3.12 only"
@@ -78,8 +80,8 @@ def test_prebuilt_images_replace_the_build() -> None:
     stages["dev"]["images"] = {"query": "123456789012.dkr.ecr.us-east-1.amazonaws.com/trace-query:1"}
     stage = config.stage_config(stages, "dev")
     # WHEN the image for each service is chosen
-    query = services_mod.image(stage, names.QUERY, config.Assets())
-    worker = services_mod.image(stage, names.WORKER, config.Assets())
+    query = services_mod.image(stage, "query", config.Assets())
+    worker = services_mod.image(stage, "worker", config.Assets())
     # THEN the named one comes from the registry, the other still builds from its Dockerfile
     assert isinstance(query, cdk.aws_ecs.RepositoryImage)
     assert isinstance(worker, cdk.aws_ecs.AssetImage)
@@ -118,13 +120,13 @@ def test_dispatcher_routes_need_sigv4_and_use_payload_2(synthesized: Synthesized
     integration_id = dispatcher["Target"]["Fn::Join"][1][1]["Ref"]
     integration = synthesized.resources[integration_id]["Properties"]
     assert integration["IntegrationType"] == "AWS_PROXY" and integration["PayloadFormatVersion"] == "2.0"
-    dispatcher_fn = synthesized.logical_id(synthesized.stack.functions.functions[names.DISPATCHER_API])
+    dispatcher_fn = synthesized.logical_id(synthesized.stack.functions.functions["dispatcher_api"])
     assert integration["IntegrationUri"] == {"Fn::GetAtt": [dispatcher_fn, "Arn"]}
 
 
 def test_sample_dispatcher_events_match_the_payload_format() -> None:
-    samples = sorted((REPO / "events").glob("apigw_*.json"))
-    assert samples, "events/apigw_*.json: the dispatcher's sample events (for sam local invoke and the Lite host)"
+    samples = sorted((REPO / "tests" / "events").glob("apigw_*.json"))
+    assert samples, "tests/events/apigw_*.json: the dispatcher's sample events (for sam local invoke and the Lite host)"
     for sample in samples:
         assert json.loads(sample.read_text())["version"] == "2.0", sample.name
 

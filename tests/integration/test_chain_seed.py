@@ -10,11 +10,12 @@ from collections import Counter, defaultdict
 from typing import Any
 
 import pytest
-from trace_core.chain import abi, cache, errors, info, node, rpc, seeder
+from trace_core.chain import abi, cache, errors, info, rpc, seeder
 from trace_core.cli import main
+from trace_core.lite import seeded_node
 from typer.testing import CliRunner
 
-GENESIS = ["--timestamp", str(node.GENESIS_TIMESTAMP)]
+GENESIS = ["--timestamp", str(seeded_node.GENESIS_TIMESTAMP)]
 SMALL = 120
 
 
@@ -168,7 +169,8 @@ def test_staking_views_equal_delegations_minus_undelegations(seeded_chain):
         }
         assert stakes == dict(per_validator)
         for (validator_id, delegator), amount in sorted(per_delegator.items())[:40]:
-            assert _uint(client, abi.STAKING_ADDRESS, "getDelegatorStake(uint64,address)", validator_id, delegator) == amount
+            stake = _uint(client, abi.STAKING_ADDRESS, "getDelegatorStake(uint64,address)", validator_id, delegator)
+            assert stake == amount
         epoch, in_delay = abi.decode(["uint64", "bool"], _call(client, abi.STAKING_ADDRESS, "getEpoch()"))
     assert epoch == chain.last_block // chain.staking.epoch_blocks and not in_delay
     assert max(stakes.values()) > 2 * min(stakes.values())  # skewed: concentration metrics have something to say
@@ -189,12 +191,12 @@ def test_traces_are_served_over_the_whole_range(seeded_chain):
 def test_cache_hit_reproduces_the_chain_with_history(tmp_path, make_anvil):
     # GIVEN an empty cache WHEN the same chain is started twice THEN the second comes from the cache, identical
     cache_dir, logs = tmp_path / "cache", tmp_path / "logs"
-    built = node.start_seeded(seed=5, blocks=60, cache_dir=cache_dir, log_dir=logs)
+    built = seeded_node.start_seeded(seed=5, blocks=60, cache_dir=cache_dir, log_dir=logs)
     try:
         built_print = _fingerprint(built.url, built.info)
     finally:
         built.stop()
-    loaded = node.start_seeded(seed=5, blocks=60, cache_dir=cache_dir, log_dir=logs)
+    loaded = seeded_node.start_seeded(seed=5, blocks=60, cache_dir=cache_dir, log_dir=logs)
     try:
         assert (built.from_cache, loaded.from_cache) == (False, True)
         assert _fingerprint(loaded.url, loaded.info) == built_print
@@ -211,10 +213,10 @@ def test_cache_hit_reproduces_the_chain_with_history(tmp_path, make_anvil):
 
 def test_a_damaged_cache_entry_is_rebuilt(tmp_path):
     cache_dir, logs = tmp_path / "cache", tmp_path / "logs"
-    first = node.start_seeded(seed=6, blocks=20, cache_dir=cache_dir, log_dir=logs)
+    first = seeded_node.start_seeded(seed=6, blocks=20, cache_dir=cache_dir, log_dir=logs)
     first.stop()
     (cache.entry(cache_dir, first.info.cache_key) / cache.INFO_FILE).write_text("{not json")
-    again = node.start_seeded(seed=6, blocks=20, cache_dir=cache_dir, log_dir=logs)
+    again = seeded_node.start_seeded(seed=6, blocks=20, cache_dir=cache_dir, log_dir=logs)
     try:
         assert not again.from_cache
         assert again.info.last_block_hash == first.info.last_block_hash

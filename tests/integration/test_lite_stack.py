@@ -13,7 +13,6 @@ from pathlib import Path
 
 import psycopg
 import pytest
-
 from trace_core.lite import procs
 
 CLI = [sys.executable, "-m", "trace_core.cli"]
@@ -21,7 +20,7 @@ CLI = [sys.executable, "-m", "trace_core.cli"]
 
 def run(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, "TRACE_HOME": str(home), **(env or {})}
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, env=full_env, timeout=120)
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, env=full_env, timeout=120, check=False)
 
 
 @pytest.fixture
@@ -83,7 +82,7 @@ def test_busy_port_fails_naming_component_and_leaves_nothing_running(home: Path)
 
 
 def _pids_under(home: Path) -> str:
-    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
     return "postgres" if str(home / "postgres") in out else ""
 
 
@@ -120,11 +119,12 @@ def test_default_home_is_relative_to_the_working_directory():
     base = Path(tempfile.mkdtemp(prefix="trace-lite-cwd-"))
     env = {k: v for k, v in os.environ.items() if k != "TRACE_HOME"}
     try:
-        up = subprocess.run([*CLI, "up"], capture_output=True, text=True, env=env, cwd=base, timeout=120)
+        up = subprocess.run([*CLI, "up"], capture_output=True, text=True, env=env, cwd=base, timeout=120, check=False)
         assert up.returncode == 0, up.stderr
         assert (base / ".trace-lite" / "state.json").exists()
-        status = subprocess.run([*CLI, "status"], capture_output=True, text=True, env=env, cwd=base, timeout=60)
+        status = subprocess.run([*CLI, "status"], capture_output=True, text=True, env=env, cwd=base, timeout=60,
+                                check=False)
         assert status.returncode == 0 and "postgres" in status.stdout
     finally:
-        subprocess.run([*CLI, "down"], capture_output=True, env=env, cwd=base, timeout=120)
+        subprocess.run([*CLI, "down"], capture_output=True, env=env, cwd=base, timeout=120, check=False)
         shutil.rmtree(base, ignore_errors=True)

@@ -7,8 +7,8 @@ from trace_core import aws, errors
 from trace_core.settings import Settings
 
 
-@pytest.mark.parametrize("build", [lambda s: aws.client("s3", s), lambda s: aws.s3_client(s),
-                                   lambda s: aws.client("sqs", s), lambda s: aws.session(s)])
+@pytest.mark.parametrize("build", [lambda s: aws.client("s3", s), aws.s3_client, lambda s: aws.client("sqs", s),
+                                   aws.session])
 def test_lite_without_an_endpoint_builds_no_aws_client(build) -> None:
     settings = Settings(profile="lite", aws_endpoint_url=None)
     with pytest.raises(errors.ComponentError, match="no AWS endpoint") as caught:

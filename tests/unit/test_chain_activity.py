@@ -86,7 +86,18 @@ def test_holders_have_distinct_balances_and_validators_skewed_stake():
 def test_every_kind_of_activity_occurs():
     _, blocks = _plan(2, blocks=400)
     kinds = Counter(tx.kind for block in blocks for tx in block.txs)
-    for kind in ("native", "transfer", "mint", "burn", "delegate", "undelegate", "withdraw", "claim", "reward", "epoch"):
+    for kind in (
+        "native",
+        "transfer",
+        "mint",
+        "burn",
+        "delegate",
+        "undelegate",
+        "withdraw",
+        "claim",
+        "reward",
+        "epoch",
+    ):
         assert kinds[kind] > 0, kind
 
 

@@ -1,7 +1,8 @@
 """The JSON-RPC client: results in order, and errors that name the method and carry the node's message.
 
 The node's answers are canned with httpx.MockTransport (a narrow unit test of
-error shapes); tests/integration/test_chain_seed.py runs the client against anvil.
+error shapes); tests/integration/test_chain_seed.py runs the client against anvil, and
+tests/integration/test_chain_rpc.py against a port nobody listens on.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import json
 import httpx
 import pytest
 from trace_core.chain import errors, info, rpc
-from trace_core.lite import procs
 
 
 def _client(handler) -> rpc.RpcClient:
@@ -73,15 +73,6 @@ def test_malformed_answers_fail_naming_the_method(response, expected):
         _client(lambda request: response).call("eth_blockNumber")
     assert caught.value.method == "eth_blockNumber"
     assert expected in str(caught.value)
-
-
-def test_unreachable_node_fails_with_no_code():
-    # GIVEN a port nobody listens on WHEN called THEN the error says so (and has no JSON-RPC code)
-    url = f"http://{procs.HOST}:{procs.free_port()}"
-    with rpc.RpcClient(url, timeout=2.0) as client, pytest.raises(errors.RpcError) as caught:
-        client.call("eth_chainId")
-    assert caught.value.code is None
-    assert "ConnectError" in str(caught.value)
 
 
 def test_chain_info_is_missing_until_seeded(tmp_path):

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
+import pydantic
 import pytest
-
 from trace_core import errors, settings
 
 
@@ -49,5 +49,53 @@ def test_test_harness_variables_are_not_settings():
 
 def test_settings_are_frozen():
     loaded = settings.load({})
-    with pytest.raises(Exception):
+    with pytest.raises(pydantic.ValidationError, match="frozen"):
         loaded.chain_id = 1  # type: ignore[misc]
+
+
+# ---------------------------------------------------------------- settings per deployable (trace_core.platform)
+
+
+def test_a_setting_is_read_from_its_trace_variable_or_its_standard_one():
+    assert settings.variable("database_url") == "TRACE_DATABASE_URL"
+    assert settings.variable("aws_endpoint_url") == "AWS_ENDPOINT_URL"
+    assert settings.variable("aws_region") == "AWS_DEFAULT_REGION"
+    with pytest.raises(errors.ConfigError):
+        settings.variable("database_uri")
+
+
+def test_a_deployable_reads_only_its_declared_settings():
+    # GIVEN the sink function's environment: its own settings and one that belongs to the Query Service
+    env = {"TRACE_DEPLOYABLE": "sink", "TRACE_DATABASE_URL": "postgresql://x", "TRACE_QUERY_PORT": "8080"}
+    # WHEN it loads THEN the foreign variable is refused, naming it and the deployable
+    with pytest.raises(errors.ConfigError) as caught:
+        settings.load(env)
+    assert caught.value.details["variable"] == "TRACE_QUERY_PORT"
+    assert "of sink" in str(caught.value)
+    # AND without it the sink reads its own
+    del env["TRACE_QUERY_PORT"]
+    loaded = settings.load(env)
+    assert (loaded.deployable, loaded.database_url, loaded.query_port) == ("sink", "postgresql://x", 0)
+
+
+def test_an_unknown_deployable_is_refused_listing_the_known_ones():
+    with pytest.raises(errors.ConfigError) as caught:
+        settings.load({"TRACE_DEPLOYABLE": "sinc"})
+    assert caught.value.details["variable"] == "TRACE_DEPLOYABLE"
+    assert "sink" in str(caught.value) and "query" in str(caught.value)
+
+
+def test_the_environment_of_a_deployable_round_trips_to_its_settings():
+    # GIVEN the CLI's settings (every setting read), as Lite's outer shell has them
+    outer = settings.load({
+        "TRACE_DATABASE_URL": "postgresql://x", "AWS_ENDPOINT_URL": "http://127.0.0.1:5000",
+        "TRACE_QUERY_PORT": "8080", "TRACE_EMIT_METRICS": "true",
+    })
+    # WHEN the worker's environment is rendered from them
+    env = settings.environment(outer, "worker")
+    # THEN it holds its declared settings only, its name, and loads back to the same values
+    assert env["TRACE_DEPLOYABLE"] == "worker" and env["TRACE_EMIT_METRICS"] == "true"
+    assert "TRACE_QUERY_PORT" not in env and "TRACE_DATABASE_SECRET_ARN" not in env  # not its own; unset
+    loaded = settings.load(env)
+    for name in settings.declared("worker"):
+        assert getattr(loaded, name) == getattr(outer, name), name

@@ -1,22 +1,30 @@
-"""One settings object for every deployable: Lambda handlers, services and the CLI.
+"""The settings of every deployable: Lambda handlers, services and the CLI.
 
 Values come from the environment with the prefix ``TRACE_`` (plus the standard
 ``AWS_*`` variables, read as they are). ``load()`` validates once at start:
 an unknown ``TRACE_*`` variable or a malformed value raises
 :class:`~trace_core.errors.ConfigError` naming the variable and what was expected.
+
+Each deployable reads only its own settings: the platform declaration
+(``trace_core.platform``) names the fields of each function and service, and
+its environment (CDK's, or the one the Lite host passes) carries those and
+``TRACE_DEPLOYABLE``, its name. With ``TRACE_DEPLOYABLE`` set, ``load()``
+refuses a ``TRACE_*`` variable the deployable does not declare, and reads no
+other. Without it (the ``trace-lite`` CLI, tests) every setting is read.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Annotated, Literal, Mapping
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from trace_core import errors
+from trace_core import errors, platform
 
 Port = Annotated[int, Field(ge=0, le=65535)]
 
@@ -59,7 +67,7 @@ class Settings(BaseSettings):
     datasets_bucket: str = "datasets"
     results_bucket: str = "results"
     scratch_bucket: str = "scratch"
-    task_queue: str = "trace-tasks"
+    task_queue: str = platform.TASK_QUEUE
     queue_driver: Literal["pgqueue", "sqs"] = "pgqueue"
 
     # --- chain ---
@@ -73,6 +81,10 @@ class Settings(BaseSettings):
     api_port: Port = 0
 
     # --- workers and the Lite host ---
+    worker_pool: str = Field(
+        default=platform.CHAIN_POOL,
+        description="The worker pool a worker process serves (trace_core.platform: its queue and operators).",
+    )
     operator_modules: str = Field(default="", description="Comma-separated modules that register operators.")
     worker_concurrency: Annotated[int, Field(ge=1, le=256)] = 32
     lease_seconds: Annotated[int, Field(ge=1, le=3600)] = 30
@@ -104,7 +116,8 @@ class Settings(BaseSettings):
     query_inline_max_bytes: Annotated[int, Field(ge=1024, le=1024**3)] = 8 * 1024 * 1024
     query_max_rows: Annotated[int, Field(ge=1, le=100_000_000)] = 1_000_000
     query_export_max_bytes: Annotated[int, Field(ge=1024, le=64 * 1024**3)] = 1024**3
-    query_workers: Annotated[int, Field(ge=1, le=64)] = Field(default=2, description="Sandboxed DuckDB worker processes.")
+    query_workers: Annotated[int, Field(ge=1, le=64)] = Field(
+        default=2, description="Sandboxed DuckDB worker processes.")
     query_max_running_per_principal: Annotated[int, Field(ge=0, le=64)] = Field(
         default=0, description="Queries one principal may run at once; 0 = half the workers (at least 1).")
     query_max_queued_per_principal: Annotated[int, Field(ge=0, le=64)] = 2
@@ -115,6 +128,12 @@ class Settings(BaseSettings):
     query_breaker_cooldown_s: Annotated[float, Field(gt=0, le=86_400)] = 300.0
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # --- which deployable reads these (trace_core.platform) ---
+    deployable: str | None = Field(
+        default=None,
+        description="The function or service this process is (set by CDK and the Lite host); unset: the CLI.",
+    )
 
 
 HOME_DIR = ".trace-lite"
@@ -135,8 +154,48 @@ def find_home(cwd: Path) -> Path:
     return cwd / HOME_DIR
 
 
-def _unknown_variables(environ: Mapping[str, str]) -> list[str]:
-    known = {f"TRACE_{name.upper()}" for name in Settings.model_fields}
+DEPLOYABLE_VARIABLE = "TRACE_DEPLOYABLE"
+
+
+def variable(name: str) -> str:
+    """The environment variable setting ``name`` is read from: ``TRACE_<NAME>``, or the standard one
+    it takes first (``aws_endpoint_url``: ``AWS_ENDPOINT_URL``)."""
+    field = Settings.model_fields.get(name)
+    if field is None:
+        raise errors.ConfigError(f"no setting {name!r}", variable=f"TRACE_{name.upper()}")
+    if isinstance(field.validation_alias, AliasChoices):
+        return str(field.validation_alias.choices[0])
+    return f"TRACE_{name.upper()}"
+
+
+def declared(deployable: str) -> tuple[str, ...]:
+    """The settings ``deployable`` reads (trace_core.platform), or ConfigError naming the known ones."""
+    try:
+        return platform.PLATFORM.settings_of(deployable)
+    except KeyError:
+        known = [*platform.PLATFORM.functions, *platform.PLATFORM.services]
+        raise errors.ConfigError(
+            f"invalid {DEPLOYABLE_VARIABLE}={deployable!r}: expected one of {', '.join(known)}",
+            variable=DEPLOYABLE_VARIABLE,
+        ) from None
+
+
+def environment(settings: Settings, deployable: str, names: Iterable[str] | None = None) -> dict[str, str]:
+    """The environment ``deployable`` gets: the values in ``settings`` of the settings it declares (``names``,
+    default: its declaration in trace_core.platform), and its name.
+
+    What the Lite host passes each function, as CDK does on AWS; unset (None) values are left out.
+    """
+    env = {DEPLOYABLE_VARIABLE: deployable}
+    for name in declared(deployable) if names is None else names:
+        value = getattr(settings, name)
+        if value is not None:
+            env[variable(name)] = str(value).lower() if isinstance(value, bool) else str(value)
+    return env
+
+
+def _unknown_variables(environ: Mapping[str, str], names: Iterable[str]) -> list[str]:
+    known = {f"TRACE_{name.upper()}" for name in names} | {DEPLOYABLE_VARIABLE}
     return sorted(
         key
         for key in environ
@@ -144,20 +203,32 @@ def _unknown_variables(environ: Mapping[str, str]) -> list[str]:
     )
 
 
-def load(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
-    """Validate the environment into a :class:`Settings`, or raise ConfigError naming the variable."""
+def load(
+    environ: Mapping[str, str] | None = None, *, names: Iterable[str] | None = None, **overrides: object
+) -> Settings:
+    """Validate the environment into a :class:`Settings`, or raise ConfigError naming the variable.
+
+    With ``TRACE_DEPLOYABLE`` set, only that deployable's declared settings are read (``names``, default:
+    its declaration in trace_core.platform); the others keep their defaults, and any other ``TRACE_*``
+    variable is refused.
+    """
     env = dict(os.environ if environ is None else environ)
-    unknown = _unknown_variables(env)
+    deployable = env.get(DEPLOYABLE_VARIABLE) or None
+    if deployable is None:
+        names = tuple(Settings.model_fields)
+    else:
+        names = ("deployable", *(declared(deployable) if names is None else names))
+    unknown = _unknown_variables(env, names)
     if unknown:
-        raise errors.ConfigError(
-            f"unknown setting {unknown[0]}: expected one of "
-            + ", ".join(f"TRACE_{n.upper()}" for n in Settings.model_fields),
-            variable=unknown[0],
-        )
+        expected = ", ".join(f"TRACE_{n.upper()}" for n in names)
+        owner = f" of {deployable}" if deployable else ""
+        raise errors.ConfigError(f"unknown setting{owner} {unknown[0]}: expected one of {expected}",
+                                 variable=unknown[0])
     # Only the variables we own go in, so the process environment cannot leak other keys in.
     fields: dict[str, object] = {}
-    for name, field in Settings.model_fields.items():
-        aliases = field.validation_alias.choices if isinstance(field.validation_alias, AliasChoices) else []
+    for name in names:
+        alias = Settings.model_fields[name].validation_alias
+        aliases = alias.choices if isinstance(alias, AliasChoices) else []
         for key in [*aliases, f"TRACE_{name.upper()}"]:
             if isinstance(key, str) and key in env:
                 fields[name] = env[key]

@@ -29,16 +29,15 @@ import uvicorn
 from psycopg.rows import dict_row
 from trace_core import settings as settings_mod
 from trace_core.analytics import service
-from trace_core.chain import node
 from trace_core.chainsync import jobs
 from trace_core.chainsync import spec as spec_mod
 from trace_core.dispatcher import models as task_models
 from trace_core.dispatcher import tasks
 from trace_core.ingest import operator
-from trace_core.lite import procs
+from trace_core.lite import procs, seeded_node
 from trace_core.query.service import app as service_app
 from trace_core.query.service import deps
-from trace_core.worker import operators
+from trace_core.worker import ports as worker_ports_mod
 
 from tests.fixtures import components
 from tests.fixtures.chain import chain_cache_dir
@@ -61,7 +60,7 @@ max_inflight: 4
 
 @dataclasses.dataclass(frozen=True)
 class Synced:
-    chain: node.SeededNode
+    chain: seeded_node.SeededNode
     settings: settings_mod.Settings
     job_id: uuid.UUID
 
@@ -72,8 +71,8 @@ class Synced:
 
 
 @pytest.fixture(scope="session")
-def analytics_chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[node.SeededNode]:
-    seeded = node.start_seeded(seed=CHAIN_SEED, blocks=CHAIN_BLOCKS, cache_dir=chain_cache_dir(),
+def analytics_chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[seeded_node.SeededNode]:
+    seeded = seeded_node.start_seeded(seed=CHAIN_SEED, blocks=CHAIN_BLOCKS, cache_dir=chain_cache_dir(),
                                log_dir=tmp_path_factory.mktemp("analytics-chain"))
     try:
         yield seeded
@@ -92,12 +91,13 @@ def analytics_buckets(moto_url: str) -> Iterator[dict[str, str]]:
 def _run_tasks(conn: psycopg.Connection[Any], settings: settings_mod.Settings) -> int:
     """What a worker does, until the planner has nothing left: claim, run cryo_ingest, complete."""
     done = 0
+    worker_ports = worker_ports_mod.WorkerPorts(settings)
     for _ in range(50):
         leases = tasks.claim_next(conn, worker_id="analytics-test", operators=[operator.NAME], limit=10)
         if not leases:
             return done
         for lease in leases:
-            ctx = operators.OperatorContext(task=lease.task, attempt=lease.attempt, settings=settings)
+            ctx = worker_ports.context(lease, operator.OPERATOR)
             outputs = operator.run(ctx)
             finished = tasks.complete(conn, lease.task.task_id, attempt=lease.attempt, lease_token=lease.lease_token,
                                       result=task_models.Success(outputs=outputs), on_success=ctx.on_success)
@@ -107,7 +107,7 @@ def _run_tasks(conn: psycopg.Connection[Any], settings: settings_mod.Settings) -
 
 
 @pytest.fixture(scope="session")
-def synced(analytics_chain: node.SeededNode, make_database: Callable[..., str], moto_url: str,
+def synced(analytics_chain: seeded_node.SeededNode, make_database: Callable[..., str], moto_url: str,
            analytics_buckets: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Synced:
     settings = settings_mod.load(
         {}, home=tmp_path_factory.mktemp("analytics-home"), database_url=make_database(), aws_endpoint_url=moto_url,

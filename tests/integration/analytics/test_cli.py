@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from trace_core.lite import query as query_lite
 from trace_core.lite import state
-from trace_core.query.service import lite as query_lite
 
 from tests.integration.analytics import chain_calls
 from tests.integration.analytics.conftest import Synced

@@ -27,8 +27,9 @@ def _visible(conn: psycopg.Connection[Any], key: str, ranges: list[tuple[int, in
     namespace, dataset = naming.split_dataset_key(key)
     dataset_uuid = naming.dataset_uuid(key)
     with conn.transaction():
-        conn.execute("INSERT INTO state.datasets (dataset_uuid, key, chain_id, cryo_dataset) VALUES (%s, %s, 10143, %s)",
-                     (dataset_uuid, key, dataset))
+        conn.execute(
+            "INSERT INTO state.datasets (dataset_uuid, key, chain_id, cryo_dataset) VALUES (%s, %s, 10143, %s)",
+            (dataset_uuid, key, dataset))
         job = conn.execute("INSERT INTO state.jobs (name, kind, spec, spec_hash) VALUES (%s, 'chain_sync', '{}', 'x') "
                            "RETURNING job_id", (f"{namespace}-{uuid.uuid4().hex[:6]}",)).fetchone()["job_id"]
         cursor = max(end for _, end in ranges)
@@ -45,8 +46,8 @@ def _visible(conn: psycopg.Connection[Any], key: str, ranges: list[tuple[int, in
                 "schema_hash) VALUES (%s, %s, %s, %s, '00c0ffee', %s, %s, 'committed', now(), %s, 1, 1, %s)",
                 (version, dataset_uuid, start, end, prefix, naming.manifest_key(prefix), HASH, HASH))
             conn.execute(
-                "INSERT INTO state.sync_ranges (job_id, chain_id, dataset_key, dataset, range_start, range_end, status, "
-                "dataset_version, committed_at) VALUES (%s, 10143, %s, %s, %s, %s, 'committed', %s, now())",
+                "INSERT INTO state.sync_ranges (job_id, chain_id, dataset_key, dataset, range_start, range_end, "
+                "status, dataset_version, committed_at) VALUES (%s, 10143, %s, %s, %s, %s, 'committed', %s, now())",
                 (job, key, dataset, start, end, version))
 
 

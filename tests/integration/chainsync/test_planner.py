@@ -7,8 +7,8 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg.rows import dict_row
-
-from trace_core.chainsync import jobs, planner, spec as spec_mod
+from trace_core.chainsync import jobs, planner
+from trace_core.chainsync import spec as spec_mod
 from trace_core.dispatcher import errors as dispatch_errors
 from trace_core.dispatcher import models, tasks
 
@@ -127,12 +127,16 @@ def test_cursor_advances_only_over_contiguous_ranges_and_job_completes(conn):
     # ranges cover [0, 100) exactly once, end-exclusive, the last one short
     spans = [(r["range_start"], r["range_end"]) for r in ranges(conn, job_id)]
     assert spans == [(0, 30), (30, 60), (60, 90), (90, 100)]
-    assert conn.execute("SELECT status FROM state.jobs WHERE job_id = %s", (job_id,)).fetchone()["status"] == "completed"
+    assert (
+        conn.execute("SELECT status FROM state.jobs WHERE job_id = %s", (job_id,)).fetchone()["status"] == "completed"
+    )
 
 
 def test_broken_hash_link_stops_the_stream_until_repaired(conn):
     chain = Chain()
-    job_id = jobs.apply(conn, make_spec("plan-c", **{"[blocks, logs]": "[blocks]", "max_inflight: 2": "max_inflight: 1"})).job_id
+    job_id = jobs.apply(
+        conn, make_spec("plan-c", **{"[blocks, logs]": "[blocks]", "max_inflight: 2": "max_inflight: 1"})
+    ).job_id
     run_range(conn, scheduled(conn, job_id)[0], chain)  # [0, 30) committed on fork "a"
     chain.fork_from = 25  # a reorg replaces blocks 25.. after the range committed
     run_range(conn, scheduled(conn, job_id)[0], chain)  # [30, 60) extracted on fork "b"
@@ -144,6 +148,7 @@ def test_broken_hash_link_stops_the_stream_until_repaired(conn):
     # the broken stream schedules nothing further until repaired
     assert planner.tick(conn, job_id).scheduled == 0
     # WHEN repair runs against the canonical chain THEN the stale range is superseded and re-extracted
+    conn.commit()  # repair asks the chain: never from inside a transaction
     assert planner.repair(conn, job_id, chain) == 1
     conn.commit()
     old = [r for r in ranges(conn, job_id) if r["range_start"] == 0]
@@ -159,6 +164,7 @@ def test_reorg_after_last_commit_is_found_by_repair(conn):
     while rest := scheduled(conn, job_id):
         run_range(conn, rest[0], chain)
     chain.fork_from = 95
+    conn.commit()
     assert planner.repair(conn, job_id, chain) == 1
     assert stream(conn, job_id)["cursor"] == 90
     assert conn.execute("SELECT status FROM state.jobs WHERE job_id = %s", (job_id,)).fetchone()["status"] == "active"
@@ -219,22 +225,33 @@ def test_changing_immutable_fields_is_refused(conn):
 
 def test_unknown_job_names_the_known_ones(conn):
     jobs.apply(conn, make_spec("plan-i"))
-    with pytest.raises(Exception, match="no chain_sync job named 'nope'.*plan-i"):
+    with pytest.raises(Exception, match=r"no chain_sync job named 'nope'.*plan-i"):
         jobs.find(conn, "nope")
 
 
 def test_stale_attempt_cannot_commit_a_range(conn):
-    chain = Chain()
-    job_id = jobs.apply(conn, make_spec("plan-j", **{"[blocks, logs]": "[blocks]", "max_attempts: 1": "max_attempts: 3"})).job_id
+    job_id = jobs.apply(
+        conn, make_spec("plan-j", **{"[blocks, logs]": "[blocks]", "max_attempts: 1": "max_attempts: 3"})
+    ).job_id
     rng = scheduled(conn, job_id)[0]
     lease = tasks.claim(conn, rng["task_id"], worker_id="w1", lease_seconds=30)
-    conn.execute("UPDATE state.tasks SET lease_expires_at = now() - interval '1 second' WHERE task_id = %s", (rng["task_id"],))
-    conn.execute("UPDATE state.task_attempts SET lease_expires_at = now() - interval '1 second' WHERE task_id = %s", (rng["task_id"],))
+    conn.execute(
+        "UPDATE state.tasks SET lease_expires_at = now() - interval '1 second' WHERE task_id = %s", (rng["task_id"],)
+    )
+    conn.execute(
+        "UPDATE state.task_attempts SET lease_expires_at = now() - interval '1 second' WHERE task_id = %s",
+        (rng["task_id"],),
+    )
     conn.commit()
     with pytest.raises((dispatch_errors.LeaseExpiredError, dispatch_errors.StaleAttemptError)):
-        tasks.complete(conn, rng["task_id"], attempt=lease.attempt, lease_token=lease.lease_token,
-                       result=models.Success(outputs={}),
-                       on_success=lambda c, t, o: planner.on_range_committed(c, t, {"blocks": {"dataset_version": "x"}}))
+        tasks.complete(
+            conn,
+            rng["task_id"],
+            attempt=lease.attempt,
+            lease_token=lease.lease_token,
+            result=models.Success(outputs={}),
+            on_success=lambda c, t, o: planner.on_range_committed(c, t, {"blocks": {"dataset_version": "x"}}),
+        )
     conn.rollback()
     assert scheduled(conn, job_id)[0]["status"] == "scheduled"
     assert stream(conn, job_id)["cursor"] == 0
@@ -255,7 +272,9 @@ def test_one_task_commits_every_dataset_of_its_range_and_each_cursor_advances(co
     while rest := scheduled(conn, job_id):
         run_range(conn, rest[0], chain)
     assert conn.execute("SELECT count(*) AS n FROM state.tasks").fetchone()["n"] == 4  # [0,100) in 4 ranges
-    assert conn.execute("SELECT status FROM state.jobs WHERE job_id = %s", (job_id,)).fetchone()["status"] == "completed"
+    assert (
+        conn.execute("SELECT status FROM state.jobs WHERE job_id = %s", (job_id,)).fetchone()["status"] == "completed"
+    )
 
 
 def test_a_repair_of_one_dataset_re_extracts_that_dataset_alone(conn):
@@ -269,6 +288,7 @@ def test_a_repair_of_one_dataset_re_extracts_that_dataset_alone(conn):
                  (job_id,))
     conn.commit()
     tasks_before = conn.execute("SELECT count(*) AS n FROM state.tasks").fetchone()["n"]
+    conn.commit()
     # WHEN repair runs THEN only the logs range is superseded, and its new task covers logs alone
     assert planner.repair(conn, job_id, chain) == 1
     conn.commit()
@@ -288,6 +308,7 @@ def test_a_reorg_under_every_stream_is_re_extracted_in_one_task(conn):
     job_id = jobs.apply(conn, make_spec("plan-n", **{"max_inflight: 2": "max_inflight: 1"})).job_id
     run_range(conn, scheduled(conn, job_id)[0], chain)
     chain.fork_from = 25
+    conn.commit()
     assert planner.repair(conn, job_id, chain) == 2  # one range per stream
     conn.commit()
     redo = [r for d in ("blocks", "logs") for r in ranges(conn, job_id, d) if r["generation"] == 1]

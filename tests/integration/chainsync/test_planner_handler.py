@@ -10,12 +10,13 @@ import httpx
 import psycopg
 import pytest
 from psycopg.rows import dict_row
-
 from trace_core import settings as settings_mod
-from trace_core.chainsync import jobs, spec as spec_mod
+from trace_core.chainsync import jobs
+from trace_core.chainsync import spec as spec_mod
 from trace_core.db import pool as pool_mod
 from trace_core.dispatcher import deps
 from trace_core.lite import procs
+
 from tests.integration.dispatcher.test_handlers import Context
 
 EVENT = json.loads((Path(__file__).resolve().parents[2] / "events" / "eventbridge_scheduled.json").read_text())
@@ -32,7 +33,9 @@ max_inflight: 50
 
 
 def mine(url: str, blocks: int) -> None:
-    httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "anvil_mine", "params": [hex(blocks)]}).raise_for_status()
+    httpx.post(
+        url, json={"jsonrpc": "2.0", "id": 1, "method": "anvil_mine", "params": [hex(blocks)]}
+    ).raise_for_status()
 
 
 @pytest.fixture

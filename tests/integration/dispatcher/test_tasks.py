@@ -15,7 +15,9 @@ def _create(conn, **fields) -> models.Task:
 
 
 def _outbox(conn) -> list[dict]:
-    return conn.execute("SELECT queue, payload, published_at, not_before FROM state.outbox ORDER BY outbox_id").fetchall()
+    return conn.execute(
+        "SELECT queue, payload, published_at, not_before FROM state.outbox ORDER BY outbox_id"
+    ).fetchall()
 
 
 def test_create_writes_a_queued_task_and_its_wake_up(conn):

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 from trace_core.datasets import commit, objectstore
 from trace_core.dispatcher import models as task_models
 from trace_core.dispatcher import tasks
-from trace_core.worker import operators
+from trace_core.worker import ports
 
 
 def committed_table(conn: Any, store: objectstore.ObjectStore, dataset_version: str) -> pa.Table:
@@ -21,10 +21,11 @@ def committed_table(conn: Any, store: objectstore.ObjectStore, dataset_version: 
 
 
 def run_attempt(conn: Any, lease: task_models.Lease, settings: Any, **run_kwargs: Any) -> task_models.Task:
-    """What the worker does for one attempt: run the operator, then complete with its commit hook."""
+    """What the worker does for one attempt: run the operator (with the ports a worker builds from
+    ``settings``), then complete with its commit hook."""
     from trace_core.ingest import operator
 
-    ctx = operators.OperatorContext(task=lease.task, attempt=lease.attempt, settings=settings)
+    ctx = ports.WorkerPorts(settings).context(lease, operator.OPERATOR)
     outputs = operator.run(ctx, **run_kwargs)
     return tasks.complete(conn, lease.task.task_id, attempt=lease.attempt, lease_token=lease.lease_token,
                           result=task_models.Success(outputs=outputs), on_success=ctx.on_success)

@@ -14,7 +14,8 @@ import pytest
 from trace_core.datasets import commit, naming, registry
 from trace_core.ingest import operator, request
 from trace_core.worker import errors as worker_errors
-from trace_core.worker import operators
+from trace_core.worker import ports
+from trace_core.worker import registry as worker_registry
 
 from tests.integration.ingest.helpers import committed_table, run_attempt
 
@@ -108,14 +109,16 @@ def test_adjacent_ranges_link_by_hash(chain, conn, store, settings, make_attempt
     assert a.last_block_hash == b.first_parent_hash
 
 
-def test_the_registered_operator_works_through_settings_and_maps_errors(chain, conn, store, settings, make_attempt):
-    # GIVEN the operator as the worker finds it (registered on import)
-    fn = operators.get("cryo_ingest")
-    assert fn is operator.cryo_ingest
-    # WHEN it runs with only settings (S3 endpoint and bucket from them)
+def test_the_catalogued_operator_works_through_the_workers_ports_and_maps_errors(chain, conn, store, settings,
+                                                                                 make_attempt):
+    # GIVEN the operator as a worker pool finds it (from the platform's catalogue)
+    cryo_ingest = worker_registry.for_pool(["cryo_ingest"]).get("cryo_ingest")
+    assert cryo_ingest is operator.OPERATOR and cryo_ingest.ports == {"object_store", "rpc"}
+    worker_ports = ports.WorkerPorts(settings)
+    # WHEN it runs with the ports a worker builds from its settings (S3 endpoint and bucket from them)
     lease = make_attempt(payload(chain, "viaregistry", 0, 5, datasets=["blocks"]))
-    ctx = operators.OperatorContext(task=lease.task, attempt=lease.attempt, settings=settings)
-    outputs = fn(ctx)
+    ctx = worker_ports.context(lease, cryo_ingest)
+    outputs = cryo_ingest.fn(ctx)
     # THEN it staged into the settings' bucket and armed the commit hook
     assert outputs["versions"]["blocks"]["row_count"] == 5
     assert ctx.on_success is not None
@@ -124,11 +127,11 @@ def test_the_registered_operator_works_through_settings_and_maps_errors(chain, c
     # AND a malformed payload is a permanent failure naming the field
     bad = make_attempt({**payload(chain, "viaregistry", 0, 5, datasets=["blocks"]), "range_end": 0})
     with pytest.raises(worker_errors.OperatorError) as caught:
-        fn(operators.OperatorContext(task=bad.task, attempt=bad.attempt, settings=settings))
+        cryo_ingest.fn(worker_ports.context(bad, cryo_ingest))
     assert caught.value.retryable is False and "range_end" in str(caught.value)
 
     # AND a range past the head is a retryable failure (the chain may get there)
     ahead = make_attempt(payload(chain, "viaregistry", chain.head, chain.head + 10, datasets=["blocks"]))
     with pytest.raises(worker_errors.OperatorError) as caught:
-        fn(operators.OperatorContext(task=ahead.task, attempt=ahead.attempt, settings=settings))
+        cryo_ingest.fn(worker_ports.context(ahead, cryo_ingest))
     assert caught.value.retryable is True and "past the head" in str(caught.value)

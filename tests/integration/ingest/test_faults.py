@@ -55,7 +55,7 @@ def spawn_worker(database_url: str, moto_url: str, store, tmp_path: Path) -> Ite
     def spawn(queue: str) -> subprocess.Popen[bytes]:
         log = tmp_path / f"worker-{len(started)}.log"
         env = {**os.environ, "TRACE_DATABASE_URL": database_url, "AWS_ENDPOINT_URL": moto_url,
-               "TRACE_DATASETS_BUCKET": store.bucket, "TRACE_OPERATOR_MODULES": "trace_core.ingest.operator",
+               "TRACE_DATASETS_BUCKET": store.bucket,
                "TRACE_HOME": str(tmp_path / "home"), "TRACE_LEASE_SECONDS": "2"}
         with open(log, "ab") as out:
             proc = subprocess.Popen(

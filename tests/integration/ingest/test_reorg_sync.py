@@ -57,6 +57,7 @@ def test_reorg_under_a_committed_range_is_detected_reported_and_reextracted(chai
     assert stream.broken_at == 20 and "hash link broken at block 20" in (stream.last_error or "")
     assert sorted(visible_blocks(conn, store, job.job_id)) == list(range(20))
     # WHEN the planner's repair runs against the chain
+    conn.commit()
     assert planner.repair(conn, job.job_id, chain_reader.RpcChainReader([chain.url])) == 1
     conn.commit()
     assert visible_blocks(conn, store, job.job_id) == {}  # the stale range is withdrawn at once

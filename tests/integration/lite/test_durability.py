@@ -10,6 +10,7 @@ Service's local cache), the same chain. The last test resets the stack.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -162,10 +163,9 @@ def _pids(home: Path) -> dict[str, int]:
 
 
 def _not_reaped(pid: int) -> bool:
-    try:  # this process started the ones `stack.up` spawns: reap them (init reaps Postgres, pg_ctl's orphan)
+    # this process started the ones `stack.up` spawns: reap them (init reaps Postgres, pg_ctl's orphan)
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
     return Path(f"/proc/{pid}").exists()
 
 

@@ -76,12 +76,24 @@ def test_a_dead_workers_late_completion_is_rejected_with_409(lite_host: host_mod
         wait_for(lambda: api.get(f"/v1/tasks/{task_id}").json()["status"] == "queued", timeout=10)
         live = api.post(f"/v1/tasks/{task_id}/claim", json={"worker_id": "healthy", "lease_seconds": 30}).json()
         assert live["attempt"] == 2
-        ok = api.post(f"/v1/tasks/{task_id}/complete", json={
-            "attempt": 2, "lease_token": live["lease_token"], "result": {"outcome": "success", "outputs": {"by": "healthy"}}})
+        ok = api.post(
+            f"/v1/tasks/{task_id}/complete",
+            json={
+                "attempt": 2,
+                "lease_token": live["lease_token"],
+                "result": {"outcome": "success", "outputs": {"by": "healthy"}},
+            },
+        )
         assert ok.status_code == 200, ok.text
         # THEN the dead worker's late completion is refused as stale, and the task keeps the winner's outputs
-        late = api.post(f"/v1/tasks/{task_id}/complete", json={
-            "attempt": 1, "lease_token": dead["lease_token"], "result": {"outcome": "success", "outputs": {"by": "doomed"}}})
+        late = api.post(
+            f"/v1/tasks/{task_id}/complete",
+            json={
+                "attempt": 1,
+                "lease_token": dead["lease_token"],
+                "result": {"outcome": "success", "outputs": {"by": "doomed"}},
+            },
+        )
         assert late.status_code == 409
         assert late.json()["error"]["code"] in ("stale_attempt", "lease_expired")
         assert late.json()["error"]["current_attempt"] == 2

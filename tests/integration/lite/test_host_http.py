@@ -93,7 +93,9 @@ def test_a_malformed_content_length_gets_400(lite_host: host_mod.Host, length: s
     assert _answers(lite_host)
 
 
-@pytest.mark.parametrize("line", [b"GARBAGE\r\n\r\n", b"GET /v1/tasks\r\n\r\n", b"\x16\x03\x01\x02\x00\x01\x00\r\n\r\n"])
+@pytest.mark.parametrize(
+    "line", [b"GARBAGE\r\n\r\n", b"GET /v1/tasks\r\n\r\n", b"\x16\x03\x01\x02\x00\x01\x00\r\n\r\n"]
+)
 def test_a_garbage_request_line_gets_a_400_status_line(lite_host: host_mod.Host, line: bytes):
     with _connect(lite_host) as sock:
         sock.sendall(line)
@@ -180,15 +182,16 @@ def test_a_chunked_60mb_body_is_refused_with_413_once_past_the_limit(lite_host: 
     assert _answers(lite_host)
 
 
-_ECHO_FUNCTION = '''
+_ECHO_FUNCTION = """
 import base64, json
 
 
 def lambda_handler(event, context):
     body = event.get("body") or ""
     size = len(base64.b64decode(body)) if event["isBase64Encoded"] else len(body.encode())
-    return {"statusCode": 200, "body": json.dumps({"length": size, "method": event["requestContext"]["http"]["method"]})}
-'''
+    method = event["requestContext"]["http"]["method"]
+    return {"statusCode": 200, "body": json.dumps({"length": size, "method": method})}
+"""
 
 
 @pytest.fixture

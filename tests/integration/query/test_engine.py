@@ -38,8 +38,12 @@ def one_worker_engine(world: conftest.World) -> Iterator[engine.Engine]:
     """One worker with the production address-space overhead: the faulty engine's small one leaves a warm
     database's second connection too little room to start DuckDB's threads (exit -11 or "can't start new
     thread", about 1 run in 2 on 2 cores)."""
-    cfg = conftest.config(world, workers=1, address_space_overhead_mb=engine.EngineConfig.model_fields["address_space_overhead_mb"].default,
-                          scratch_dir=world.root / "scratch" / "one")
+    cfg = conftest.config(
+        world,
+        workers=1,
+        address_space_overhead_mb=engine.EngineConfig.model_fields["address_space_overhead_mb"].default,
+        scratch_dir=world.root / "scratch" / "one",
+    )
     with engine.Engine(cfg) as eng:
         yield eng
 
@@ -97,7 +101,8 @@ def test_hardening_refuses_without_the_gate_or_statement_check(raw_engine: engin
 
 
 def test_the_engine_itself_runs_only_one_select(query_engine: engine.Engine) -> None:
-    # GIVEN the service's engine WHEN a non-SELECT or two statements arrive without the gate THEN refused by DuckDB's parser
+    # GIVEN the service's engine WHEN a non-SELECT or two statements arrive without the gate
+    # THEN DuckDB's parser refuses them
     for sql in ("COPY (SELECT 1) TO 'x.csv'", "SELECT 1; SELECT 2", "SET VARIABLE x = 1", "PRAGMA version"):
         with pytest.raises(errors.QueryFailedError) as info:
             query_engine.execute(sql, {}, SMALL)

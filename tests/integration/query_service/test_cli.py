@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 from trace_core.auth import keys, tokens
 from trace_core.lite import procs, state
-from trace_core.query.service import lite as query_lite
+from trace_core.lite import query as query_lite
 
 CLI = [sys.executable, "-m", "trace_core.cli"]
 

@@ -18,7 +18,9 @@ from trace_core.query.service import app, deps
 from tests.integration.query_service import helpers
 
 DEEP_JSON_TO_VARIANT = "select length(((repeat('[',20000)||repeat(']',20000))::json::variant)::varchar)"
-SLOW = "select sum(a.gas_used * b.gas_used + f.gas_used) from blocks a, blocks b, blocks c, blocks d, blocks e, blocks f"
+SLOW = (
+    "select sum(a.gas_used * b.gas_used + f.gas_used) from blocks a, blocks b, blocks c, blocks d, blocks e, blocks f"
+)
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,9 @@ from trace_core.query.service import app, deps
 
 from tests.integration.query_service import helpers
 
-SLOW = "select sum(a.gas_used * b.gas_used + f.gas_used) from blocks a, blocks b, blocks c, blocks d, blocks e, blocks f"
+SLOW = (
+    "select sum(a.gas_used * b.gas_used + f.gas_used) from blocks a, blocks b, blocks c, blocks d, blocks e, blocks f"
+)
 
 
 @pytest.fixture(scope="module")

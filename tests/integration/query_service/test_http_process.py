@@ -9,7 +9,7 @@ import httpx
 import pytest
 from trace_core.auth import grants as auth_grants
 from trace_core.lite import procs
-from trace_core.query.service import lite as query_lite
+from trace_core.lite import query as query_lite
 
 from tests.integration.query_service import helpers
 

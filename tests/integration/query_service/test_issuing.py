@@ -69,16 +69,16 @@ def test_malformed_task_grant_request_names_the_field(conn, qs_settings):
 
 def test_the_worker_hands_its_operator_the_attempts_task_token(conn, qs_settings, synced, database_url):
     from trace_core.db import pool as pool_mod
-    from trace_core.worker import direct, operators
+    from trace_core.worker import direct, operators, ports
 
     # GIVEN a claimed task whose payload asks for logs
     payload = {"grants": [{"dataset": "issued/logs"}]}
     task = tasks.create(conn, task_models.CreateTask(operator="alert_evaluate", payload=payload))
     lease = tasks.claim(conn, task.task_id, worker_id="w", lease_seconds=30)
     client = direct.DirectClient(pool_mod.get(database_url))
-    ctx = operators.OperatorContext(task=lease.task, attempt=lease.attempt, settings=qs_settings)
-    ctx._query_token = lambda: client.task_token(lease, qs_settings)
-    # WHEN the operator asks for its token
+    reader = operators.Operator(lambda ctx: {}, ports={"query_token"})
+    ctx = ports.WorkerPorts(qs_settings, client).context(lease, reader)
+    # WHEN the operator (which declared the port) asks for its token
     token = ctx.query_token()
     # THEN it is this attempt's task token, granting exactly the logs version
     claims = tokens.verify(keys.from_settings(qs_settings), token, audience=tokens.TASK_AUDIENCE,

@@ -38,8 +38,7 @@ max_inflight: 4
 
 
 def run(home: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "TRACE_HOME": str(home), "TRACE_OPERATOR_MODULES": "trace_core.ingest.operator",
-           "COLUMNS": "200"}
+    env = {**os.environ, "TRACE_HOME": str(home), "COLUMNS": "200"}
     return subprocess.run([*CLI, *args], capture_output=True, text=True, env=env, timeout=timeout, check=False)
 
 

@@ -66,8 +66,10 @@ def stage_raw(clean: str) -> Callable[..., uuid.UUID]:
            queue: str | None = None) -> uuid.UUID:
         batch_id = batch_id or uuid.uuid4()
         with psycopg.connect(clean) as conn:
-            conn.execute("INSERT INTO state.sink_batches (batch_id, sink, records, record_count) VALUES (%s, %s, %s, %s)",
-                         (batch_id, sink, Jsonb(records), len(records)))
+            conn.execute(
+                "INSERT INTO state.sink_batches (batch_id, sink, records, record_count) VALUES (%s, %s, %s, %s)",
+                (batch_id, sink, Jsonb(records), len(records)),
+            )
             if queue:
                 conn.execute("INSERT INTO state.outbox (queue, payload) VALUES (%s, %s)",
                              (queue, Jsonb({"batch_id": str(batch_id), "sink": sink})))
@@ -112,8 +114,11 @@ def make_attempt(url: str) -> tuple[uuid.UUID, int]:
 
 def make_org(url: str, slug: str) -> uuid.UUID:
     with psycopg.connect(url) as conn:
-        row = conn.execute("INSERT INTO state.orgs (slug, name) VALUES (%s, %s) "
-                           "ON CONFLICT (slug) DO UPDATE SET name = excluded.name RETURNING org_id", (slug, slug)).fetchone()
+        row = conn.execute(
+            "INSERT INTO state.orgs (slug, name) VALUES (%s, %s) "
+            "ON CONFLICT (slug) DO UPDATE SET name = excluded.name RETURNING org_id",
+            (slug, slug),
+        ).fetchone()
     assert row is not None
     return row[0]
 

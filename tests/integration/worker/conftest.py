@@ -22,9 +22,7 @@ from trace_core.dispatcher import models, outbox, reaper, tasks
 from trace_core.lite import procs
 from trace_core.queue import pgqueue
 from trace_core.worker import config as worker_config
-from trace_core.worker import direct, runner
-
-from tests.integration.worker import operators_plugin  # noqa: F401 - registers the test operators
+from trace_core.worker import direct, registry, runner
 
 PLUGIN = "tests.integration.worker.operators_plugin"
 REPO = Path(__file__).resolve().parents[3]
@@ -133,25 +131,28 @@ def start_worker(db_pool: ConnectionPool, driver: pgqueue.PgQueueDriver, queue_n
     """Factory: an in-process Worker on this test's queue, running in a thread (stopped after the test)."""
     started: list[tuple[runner.Worker, threading.Thread]] = []
 
-    def start(**config: Any) -> runner.Worker:
+    def start(operators: registry.Registry | None = None, **config: Any) -> runner.Worker:
+        """A worker running ``operators`` (default: the platform's and the test operators of PLUGIN)."""
         defaults: dict[str, Any] = {"queue": queue_name, "lease_seconds": 5, "poll_seconds": 1.0,
                                     "receive_wait_seconds": 0.5, "grace_seconds": 5.0}
         worker = runner.Worker(direct.for_driver(db_pool, driver), driver, make_settings(),
-                               worker_config.WorkerConfig(**{**defaults, **config}))
+                               worker_config.WorkerConfig(**{**defaults, **config}),
+                               operators or registry.for_pool(extra_modules=PLUGIN))
         thread = threading.Thread(target=worker.run, daemon=True)
         thread.start()
         started.append((worker, thread))
         return worker
 
     yield start
-    for worker, thread in started:
+    for worker, _ in started:
         worker.request_stop("abandon")
-    for worker, thread in started:
+    for _, thread in started:
         thread.join(timeout=15)
 
 
 @pytest.fixture
-def spawn_worker(database_url: str, queue_name: str, tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+def spawn_worker(database_url: str, queue_name: str,
+                 tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
     """Factory: a real `trace-lite worker` process on this test's queue (killed after the test)."""
     started: list[subprocess.Popen[bytes]] = []
 

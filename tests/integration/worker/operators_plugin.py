@@ -1,4 +1,4 @@
-"""Test operators, registered on import: TRACE_OPERATOR_MODULES=tests.integration.worker.operators_plugin.
+"""Test operators (``OPERATORS``): TRACE_OPERATOR_MODULES=tests.integration.worker.operators_plugin.
 
 Each appends JSON lines to ``payload["log"]`` (if given) so a test can see every
 execution across processes: start, end, cancelled, with pid and wall time.
@@ -19,7 +19,7 @@ def record(ctx: operators.OperatorContext, event: str) -> None:
     path = ctx.payload.get("log")
     if not path:
         return
-    line = json.dumps({"event": event, "task_id": str(ctx.task.task_id), "attempt": ctx.attempt,
+    line = json.dumps({"event": event, "task_id": str(ctx.task_id), "attempt": ctx.attempt,
                        "pid": os.getpid(), "t": time.time()})
     # O_APPEND writes of one short line are atomic: several processes can share the file.
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -60,7 +60,8 @@ def commit(ctx: operators.OperatorContext) -> dict[str, Any]:
 
     def hook(conn: Any, task: Any, outputs: dict[str, Any]) -> None:
         conn.execute(
-            "INSERT INTO state.audit_log (principal, action, decision, detail) VALUES ('test', 'commit', 'allowed', %s)",
+            "INSERT INTO state.audit_log (principal, action, decision, detail) "
+            "VALUES ('test', 'commit', 'allowed', %s)",
             (Jsonb({"task_id": str(task.task_id), "attempt": ctx.attempt}),),
         )
 
@@ -99,6 +100,4 @@ def echo(ctx: operators.OperatorContext) -> Any:
     return ECHO[ctx.payload["key"]]
 
 
-for _name, _fn in {"sleep": sleep, "flaky": flaky, "fail": fail, "commit": commit, "poison": poison,
-                   "echo": echo}.items():
-    operators.register(_name, _fn, replace=True)
+OPERATORS = {"sleep": sleep, "flaky": flaky, "fail": fail, "commit": commit, "poison": poison, "echo": echo}

@@ -10,9 +10,9 @@ import pytest
 from trace_core.dispatcher import models, reaper, tasks
 from trace_core.worker import client as client_mod
 from trace_core.worker import config as worker_config
-from trace_core.worker import direct, errors, operators, wakeups
+from trace_core.worker import direct, errors, operators, registry, runner, wakeups
 
-from tests.integration.worker.conftest import events, max_concurrency, wait_for
+from tests.integration.worker.conftest import PLUGIN, events, max_concurrency, wait_for
 
 pytestmark = pytest.mark.usefixtures("dispatcher_loop")
 
@@ -136,11 +136,12 @@ def test_a_task_for_an_operator_no_worker_has_waits_unharmed_until_one_can_run_i
     # WHEN its wake-up arrives THEN the worker spends the wake-up without claiming (no attempt is burnt)
     wait_for(lambda: worker.stats["ignored"] >= 1)
     assert get_task(task.task_id).status == "queued" and attempts(task.task_id) == []
-    # WHEN the operator becomes available THEN the worker's poll picks the task up without a wake-up
-    operators.register("later_op", lambda ctx: {"ran": True}, replace=True)
+    # WHEN a worker that runs it starts THEN its poll picks the task up without a wake-up
+    later = registry.Registry({"later_op": operators.Operator(lambda ctx: {"ran": True})})
+    capable = start_worker(later, poll_seconds=0.5)
     wait_for(lambda: get_task(task.task_id).status == "completed", timeout=5)
     assert get_task(task.task_id).outputs == {"ran": True}
-    assert worker.stats["claimed_by_poll"] == 1
+    assert capable.stats["claimed_by_poll"] == 1 and worker.stats["claimed"] == 0
 
 
 def test_commit_hook_runs_in_the_winning_completion(create, get_task, start_worker, db_pool):
@@ -260,9 +261,21 @@ def test_worker_settings_are_validated_naming_the_field():
     assert caught.value.details["field"] == "heartbeat_seconds"
 
 
-def test_registering_an_operator_twice_is_refused():
-    with pytest.raises(errors.WorkerError):
-        operators.register("noop", lambda ctx: {})
-    with pytest.raises(errors.UnknownOperatorError) as caught:
-        operators.get("nope")
-    assert "noop" in caught.value.details["known"]
+def test_a_worker_runs_only_the_operators_of_its_registry(create, get_task, attempts, start_worker):
+    # GIVEN a worker whose pool runs noop alone (not the test operators)
+    worker = start_worker(registry.for_pool(["noop"]), poll_seconds=0.5)
+    # WHEN a task of another operator and a noop task are queued
+    other = create("flaky")
+    mine = create("noop")
+    # THEN it runs the noop task and never claims the other
+    wait_for(lambda: get_task(mine.task_id).status == "completed")
+    wait_for(lambda: worker.stats["ignored"] >= 1)
+    assert get_task(other.task_id).status == "queued" and attempts(other.task_id) == []
+    assert worker.stats["claimed"] == 1
+
+
+def test_a_worker_with_a_bad_operator_module_fails_at_start_naming_it(db_pool, driver, make_settings):
+    settings = make_settings(operator_modules=f"{PLUGIN},tests.no_such_module")
+    with pytest.raises(errors.WorkerError) as caught:
+        runner.Worker(direct.for_driver(db_pool, driver), driver, settings, worker_config.WorkerConfig())
+    assert caught.value.details["module"] == "tests.no_such_module"

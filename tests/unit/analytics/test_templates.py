@@ -24,7 +24,7 @@ HOLDERS = ["0x" + f"{i:02x}" * 20 for i in range(1, 9)]
 def _history(seed: int, blocks: int) -> tuple[list[tuple[int, str, str, int]], list[dict[str, int]]]:
     """Random mints, burns and transfers; returns the transfers and every holder's balance after each block."""
     rng = random.Random(seed)
-    balances = {h: 0 for h in HOLDERS}
+    balances = dict.fromkeys(HOLDERS, 0)
     transfers = []
     after = []
     for block in range(blocks):

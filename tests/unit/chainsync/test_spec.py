@@ -3,7 +3,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from trace_core.chainsync import errors, spec
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -14,10 +14,23 @@ TOKEN = uuid.uuid4()
 
 def _task(**fields) -> models.Task:
     base = {
-        "task_id": uuid.uuid4(), "job_id": None, "operator": "noop", "payload": {}, "idempotency_key": None, "queue": "q",
-        "status": "running", "attempt": 1, "max_attempts": 3, "backoff_base_ms": 1000,
-        "lease_expires_at": NOW + timedelta(seconds=10), "not_before": NOW, "outputs": None, "last_error": None,
-        "created_at": NOW, "updated_at": NOW, "finished_at": None,
+        "task_id": uuid.uuid4(),
+        "job_id": None,
+        "operator": "noop",
+        "payload": {},
+        "idempotency_key": None,
+        "queue": "q",
+        "status": "running",
+        "attempt": 1,
+        "max_attempts": 3,
+        "backoff_base_ms": 1000,
+        "lease_expires_at": NOW + timedelta(seconds=10),
+        "not_before": NOW,
+        "outputs": None,
+        "last_error": None,
+        "created_at": NOW,
+        "updated_at": NOW,
+        "finished_at": None,
     }
     base.update(fields)
     return models.Task(**base)

@@ -40,7 +40,8 @@ def test_no_function_is_both_allowed_and_denied() -> None:
 
 
 def test_every_allowed_name_exists_in_duckdb() -> None:
-    # GIVEN the allow sets WHEN compared with DuckDB THEN no entry is stale (a typo would widen nothing, but hides intent)
+    # GIVEN the allow sets WHEN compared with DuckDB THEN no entry is stale
+    # (a typo would widen nothing, but hides intent)
     scalars = {name.lower() for name, kind in FUNCTIONS if kind == "scalar"}
     tables = {name.lower() for name, kind in FUNCTIONS if kind == "table"}
     assert allowlist.SCALAR_FUNCTIONS - scalars == set()

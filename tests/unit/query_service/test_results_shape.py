@@ -9,7 +9,6 @@ import json
 import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from trace_core.query.service import results
 
 SAFE = 2**53 - 1

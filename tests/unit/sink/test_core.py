@@ -70,7 +70,7 @@ def test_a_valid_batch_becomes_normalised_rows():
         (event(payload={"ratio": float("nan")}), "records[0]", "finite"),
         (event(payload={"blob": "x" * (core.MAX_RECORD_BYTES + 1)}), "records[0]", "bytes of JSON"),
         ("just a string", "records[0]", "JSON object"),
-        (event(payload={"when": dt.datetime(2026, 1, 1)}), "records[0]", "JSON values only"),
+        (event(payload={"when": dt.datetime(2026, 1, 1, tzinfo=dt.UTC)}), "records[0]", "JSON values only"),
         (event(payload={1: "int key"}), "records[0]", "JSON object keys"),
         (event(payload=_nested(core.MAX_DEPTH + 1)), "records[0]", f"at most {core.MAX_DEPTH} levels"),
     ],

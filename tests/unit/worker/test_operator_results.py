@@ -4,24 +4,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from trace_core.dispatcher import models
-from trace_core.settings import Settings
 from trace_core.worker import errors, operators
 
 
 def run(fn: Callable[[operators.OperatorContext], Any]) -> models.Success | models.Failure:
-    name = f"unit-{uuid.uuid4().hex[:8]}"
-    operators.register(name, fn)
-    now = datetime.now(UTC)
-    task = models.Task(task_id=uuid.uuid4(), job_id=None, operator=name, payload={}, idempotency_key=None,
-                       queue="q", status="running", attempt=1, max_attempts=3, backoff_base_ms=0,
-                       lease_expires_at=now, not_before=now, outputs=None, last_error=None, created_at=now,
-                       updated_at=now, finished_at=None)
-    return operators.run(operators.OperatorContext(task=task, attempt=1, settings=Settings()))
+    ctx = operators.OperatorContext(operator="unit", task_id=uuid.uuid4(), payload={}, attempt=1)
+    return operators.run(fn, ctx)
 
 
 def returning(value: Any) -> Callable[[operators.OperatorContext], Any]:

@@ -38,7 +38,7 @@ def _supply(result: results.AnalyticsResult) -> Figure:
     fig, (total, change) = plt.subplots(2, 1, figsize=(9, 7), sharex=True)
     total.step(blocks, [float(v) for v in values], where="post", color="tab:blue",
                label=f"total supply of {short(token)}")
-    total.set_title(f"Total supply of token {token}\nblocks {result.from_block}–{result.to_block - 1}")
+    total.set_title(f"Total supply of token {token}\nblocks {result.from_block}-{result.to_block - 1}")
     total.set_ylabel("total supply (token base units)")
     # One large mint can dwarf every later change: each block's net change, on a log scale, shows them all.
     # The deltas are exact ints; only drawing them uses floats.

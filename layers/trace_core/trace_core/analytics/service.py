@@ -13,18 +13,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
 
-from trace_core import errors as trace_errors
 from trace_core import settings as settings_mod
 from trace_core.analytics import errors, ports
 from trace_core.auth import grants as auth_grants
 from trace_core.auth import issuing, keys, models, tokens
 from trace_core.chainsync import jobs
-from trace_core.lite import stack, state
 from trace_core.query.service import client as query_client
 from trace_core.query.service import errors as service_errors
-from trace_core.query.service import lite as query_lite
 
 TOKEN_TTL = dt.timedelta(minutes=10)
 
@@ -95,7 +91,7 @@ def grants_for(
     return auth_grants.build(rows, datasets=keys_found, relations={keys_found[0]: relation})
 
 
-class _Unsynced:
+class Unsynced:
     """The query port when nothing of the relation is synced: there is nothing to ask."""
 
     def __init__(self, relation: str) -> None:
@@ -111,31 +107,20 @@ class _Unsynced:
 def service_ports(
     base_url: str, settings: settings_mod.Settings, conn: psycopg.Connection[Any], relation: str, *,
     namespace: str | None = None, transport: Any = None,
-) -> tuple[ServiceQuery | _Unsynced, GrantCoverage]:
-    """Ports that ask the Query Service at ``base_url`` with a Lite user token granting ``relation``."""
+) -> tuple[ServiceQuery | Unsynced, GrantCoverage]:
+    """Ports that ask the Query Service at ``base_url`` with a Lite user token granting ``relation``.
+
+    The Lite CLI wires them to the running stack (:mod:`trace_core.lite.analytics`).
+    """
     grants = grants_for(conn, relation, namespace=namespace)
     org_id, subject = issuing.lite_principal(conn)
     conn.commit()
     coverage = GrantCoverage(grants)
     if not grants:
         # A token cannot grant nothing; run() reports the empty coverage before any query.
-        return _Unsynced(relation), coverage
+        return Unsynced(relation), coverage
     token = tokens.mint_user_token(keys.from_settings(settings), issuer=settings.token_issuer, org_id=org_id,
                                    subject=subject, grants=grants, ttl=TOKEN_TTL)
     client = query_client.QueryClient(base_url, token, timeout_s=settings.query_timeout_s + 30, transport=transport)
     return ServiceQuery(client), coverage
 
-
-def lite_ports(relation: str, *, namespace: str | None = None,
-               settings: settings_mod.Settings | None = None) -> tuple[ServiceQuery | _Unsynced, GrantCoverage]:
-    """Ports over the running Lite stack's Query Service (`trace-lite up`)."""
-    base = settings or settings_mod.get()
-    current = state.read(base.home)
-    resolved = stack.settings_for(base, current)
-    record = current.components.get(query_lite.NAME)
-    if record is None or not query_lite.healthy(record) or not resolved.database_url:
-        raise trace_errors.ComponentError(
-            "the Query Service is not running", component=query_lite.NAME, fix="run `trace-lite up` first",
-        )
-    with psycopg.connect(resolved.database_url, row_factory=dict_row) as conn:
-        return service_ports(record.url, resolved, conn, relation, namespace=namespace)

@@ -108,8 +108,9 @@ def rotated(ring: Keyring, *, now: dt.datetime | None = None, overlap: dt.timede
             continue
         if entry.kid == ring.current:
             # It never signs again, so its private half has no further use.
-            entry = entry.model_copy(update={"retire_after": now + overlap, "private_key": None})
-        kept.append(entry)
+            kept.append(entry.model_copy(update={"retire_after": now + overlap, "private_key": None}))
+        else:
+            kept.append(entry)
     return Keyring(current=fresh.kid, keys=(fresh, *kept))
 
 

@@ -4,7 +4,8 @@ Public API:
 
 - :func:`seed` (``seeder.seed``): seed a fresh anvil at an RPC URL; returns :class:`ChainInfo`.
 - :func:`read_info` / :func:`write_info`: ``<TRACE_HOME>/chain.json``.
-- :func:`start_seeded` (``node.start_seeded``): start our own anvil already seeded, from the cache.
+- an anvil of our own already seeded from the cache: ``trace_core.lite.seeded_node.start_seeded`` (it runs a
+  local process, so it belongs to the Lite shell).
 - :class:`RpcClient` (``rpc.RpcClient``): a small JSON-RPC client (call, batch) others can reuse.
 """
 
@@ -13,8 +14,7 @@ from __future__ import annotations
 from trace_core.chain.info import ChainInfo
 from trace_core.chain.info import read as read_info
 from trace_core.chain.info import write as write_info
-from trace_core.chain.node import SeededNode, start_seeded
 from trace_core.chain.rpc import RpcClient
 from trace_core.chain.seeder import seed
 
-__all__ = ["ChainInfo", "RpcClient", "SeededNode", "read_info", "seed", "start_seeded", "write_info"]
+__all__ = ["ChainInfo", "RpcClient", "read_info", "seed", "write_info"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import eth_abi
+import eth_abi.abi
 from eth_hash.auto import keccak
 
 STAKING_ADDRESS = "0x0000000000000000000000000000000000001000"
@@ -60,12 +60,12 @@ def encode_call(signature: str, *args: Any) -> str:
     types = _types(signature)
     if len(types) != len(args):
         raise ValueError(f"{signature} takes {len(types)} arguments, got {len(args)}")
-    return selector(signature) + eth_abi.encode(types, list(args)).hex()
+    return selector(signature) + eth_abi.abi.encode(types, list(args)).hex()
 
 
 def decode(types: Sequence[str], data: str) -> tuple[Any, ...]:
     """Decode ``0x`` hex ``data`` (a call result or a log's data) as ``types``."""
-    return tuple(eth_abi.decode(list(types), bytes.fromhex(data.removeprefix("0x"))))
+    return tuple(eth_abi.abi.decode(list(types), bytes.fromhex(data.removeprefix("0x"))))
 
 
 def topic_address(value: str) -> str:

@@ -189,7 +189,8 @@ class _Planner:
         tier = 0
         while tier < top_tier and self.rng.randrange(3) == 0:
             tier += 1
-        return unit * (1 + self.rng.randrange(9)) * 4**tier + self.rng.randrange(unit)
+        scale: int = 4**tier  # int ** int is typed Any (a negative exponent would make a float)
+        return unit * (1 + self.rng.randrange(9)) * scale + self.rng.randrange(unit)
 
     def pick_validator(self) -> int:
         roll = self.rng.randrange(sum(self.validator_weights))
@@ -215,8 +216,9 @@ class _Planner:
         wants += [(v, 2_000 * MON + self.skewed(MON, 3) * 20) for v in self.a.validators]
         wants += [(holder, 20 * MON + self.skewed(MON, 5) * 3) for holder in self.a.pool]
         funders = list(self.a.funders)
-        for address, amount in wants:
+        for address, wanted in wants:
             led.native.setdefault(address, 0)
+            amount = wanted
             while amount > 0:
                 funder = funders[0]
                 spare = led.native[funder] - 50 * MON  # keep gas money
@@ -346,7 +348,8 @@ class _Planner:
             return None
         amount, _ = led.withdrawals.pop((validator_id, who, wid))
         led.native[who] += amount
-        return self.tx("withdraw", who, abi.STAKING_ADDRESS, abi.encode_call("withdraw(uint64,uint8)", validator_id, wid))
+        call = abi.encode_call("withdraw(uint64,uint8)", validator_id, wid)
+        return self.tx("withdraw", who, abi.STAKING_ADDRESS, call)
 
     def _random_claim(self) -> Tx | None:
         led = self.ledger

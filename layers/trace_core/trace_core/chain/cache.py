@@ -3,7 +3,7 @@
 An entry is a directory ``<cache_dir>/<key>/`` holding ``chain.json`` (the
 :class:`~trace_core.chain.info.ChainInfo` of the chain when it was built) and,
 when the chain was built by an anvil we started (see
-:mod:`trace_core.chain.node`), ``state.json``: anvil's ``--dump-state`` file
+:mod:`trace_core.lite.seeded_node`), ``state.json``: anvil's ``--dump-state`` file
 written with ``--preserve-historical-states``, which a new anvil loads with
 ``--load-state`` keeping blocks, transactions, logs, traces *and* the state at
 every block. (``anvil_dumpState`` over RPC keeps everything but the historical

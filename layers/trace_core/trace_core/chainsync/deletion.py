@@ -93,11 +93,11 @@ def check_deletable(current: Plan) -> None:
     if not current.in_flight:
         return
     if current.status == "active":
-        fix = f"pause it first (`trace-lite chain-sync pause {current.name}`), wait until its running ranges " \
-              f"finish (`trace-lite status --job {current.name}`), then delete it"
+        fix = (f"pause it first (`trace-lite chain-sync pause {current.name}`), wait until its running ranges "
+               f"finish (`trace-lite status --job {current.name}`), then delete it")
     else:
-        fix = f"wait until they finish (`trace-lite status --job {current.name}`; they need a running worker), " \
-              "then delete it"
+        fix = (f"wait until they finish (`trace-lite status --job {current.name}`; they need a running worker), "
+               "then delete it")
     raise errors.JobInFlightError(
         f"job {current.name} has {current.in_flight} range task(s) queued or running; deleting it now could "
         "lose the ranges they commit", name=current.name, in_flight=current.in_flight, fix=fix)

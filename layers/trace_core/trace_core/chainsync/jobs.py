@@ -85,8 +85,10 @@ def _apply(conn: psycopg.Connection[Any], spec: spec_mod.ChainSyncSpec,
                                                  "spec_hash": spec.spec_hash()})
             outcome: Literal["created", "updated"] = "updated"
         else:
-            job_id = conn.execute(_Q["insert_job"], {"name": spec.name, "spec": Jsonb(_stored(spec)),
-                                                     "spec_hash": spec.spec_hash()}).fetchone()["job_id"]
+            inserted = conn.execute(_Q["insert_job"], {"name": spec.name, "spec": Jsonb(_stored(spec)),
+                                                       "spec_hash": spec.spec_hash()}).fetchone()
+            assert inserted is not None  # INSERT ... RETURNING: one row
+            job_id = inserted["job_id"]
             outcome = "created"
         for dataset in spec.datasets:
             try:
@@ -103,9 +105,9 @@ def _apply(conn: psycopg.Connection[Any], spec: spec_mod.ChainSyncSpec,
     head = None
     if isinstance(spec.mode, spec_mod.FollowHead):
         reader = reader or chain_reader.RpcChainReader(spec.rpc.urls)
+        planner.outside_transaction(conn, "apply")  # the job's rows are committed: no lock held while asking
         try:
-            head = reader.safe_head(confirmations=spec.mode.confirmations,
-                                    use_finalized_tag=spec.mode.use_finalized_tag)
+            head = planner.safe_head(conn, reader, spec.mode)
         except errors.ChainSyncError as exc:  # the job is saved; the scheduled pass retries the head
             planner.record_error(conn, job_id, str(exc))
     result = planner.tick(conn, job_id, safe_head=head)
@@ -168,7 +170,7 @@ def progress(conn: psycopg.Connection[Any], name: str) -> tuple[dict[str, Any], 
     spec = spec_mod.ChainSyncSpec.model_validate(job["spec"])
     rows = conn.execute(_Q["stream_progress"], {"job_id": job["job_id"]}).fetchall()
     out = []
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     for row in rows:
         # Blocks committed over the last minute, or since the job started if that is more recent;
         # once nothing runs, the rate of the whole run.

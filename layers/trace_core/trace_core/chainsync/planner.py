@@ -13,6 +13,10 @@ The cursor only advances over contiguous committed ranges whose hashes link:
 range N's last block hash equals range N+1's first block's parent hash. A
 break stops the stream (``broken_at``) until the ranges that no longer match
 the canonical chain are superseded and re-extracted.
+
+The planner never asks the chain while it holds a row lock: it reads the chain
+first (outside any transaction), then locks the job and decides on the rows as
+they are then (:func:`repair`); a slow node slows only its own pass.
 """
 
 from __future__ import annotations
@@ -20,13 +24,15 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
 import psycopg
 
 from trace_core import redact
-from trace_core.chainsync import chain_reader
+from trace_core.chainsync import chain_reader, errors
 from trace_core.chainsync import spec as spec_mod
 from trace_core.db import queries
 from trace_core.dispatcher import models as task_models
@@ -37,6 +43,7 @@ OPERATOR = "cryo_ingest"
 RPC_ERROR_PREFIX = "rpc: "
 LOST_PREFIX = "lost: "  # last_error of a stream re-extracting ranges the store lost (recover_lost)
 _Q = queries.load("trace_core.chainsync")
+log = logging.getLogger(__name__)
 
 
 def config_hash(spec: spec_mod.ChainSyncSpec, dataset: str, generation: int) -> str:
@@ -239,12 +246,105 @@ def advance(conn: psycopg.Connection[Any], job_id: UUID) -> None:
                                            "broken_at": broken_at, "last_error": last_error})
 
 
+def outside_transaction(conn: psycopg.Connection[Any], call: str) -> None:
+    """Refuse to ask the chain from inside a transaction: a row lock it holds would wait on the node."""
+    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        raise errors.ChainSyncError(
+            f"{call} asks the chain over the network: call it outside a transaction (commit or roll back first)",
+            call=call, fix="no row lock may be held while a node answers (a slow node would stall the job)",
+        )
+
+
+class _UnknownHash(Exception):
+    """Deciding under the job's lock needs a block hash the chain was not asked for before the lock."""
+
+
+class _Hashes:
+    """Block hashes asked of the chain (outside any transaction), remembered for the decision under the lock."""
+
+    def __init__(self, conn: psycopg.Connection[Any], chain: chain_reader.ChainReader) -> None:
+        self._conn, self._chain = conn, chain
+        self._known: dict[int, str | None] = {}
+
+    def ask(self, number: int) -> str | None:
+        if number not in self._known:
+            outside_transaction(self._conn, "repair")
+            self._known[number] = self._chain.block_hash(number)
+        return self._known[number]
+
+    def known(self, number: int) -> str | None:
+        if number not in self._known:
+            raise _UnknownHash(number)
+        return self._known[number]
+
+
+Committed = Callable[[str, int], list[dict[str, Any]]]
+
+
+def _stale_ranges(streams: list[dict[str, Any]], committed: Committed,
+                  block_hash: Callable[[int], str | None]) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """Per stream to repair, its committed ranges that no longer match the chain (latest first).
+
+    A stream is checked if its hash link is broken or the block under its cursor changed (a reorg
+    after its last range committed); its ranges are walked down from there until one still matches.
+    ``committed(dataset, below)`` lists committed ranges ending at or below ``below``, latest first.
+    """
+    out = []
+    for stream in streams:
+        tip_moved = bool(stream["cursor_hash"]) and block_hash(stream["cursor"] - 1) != stream["cursor_hash"]
+        if stream["broken_at"] is None and not tip_moved:
+            continue
+        below = stream["broken_at"] if stream["broken_at"] is not None else stream["cursor"]
+        stale = []
+        for rng in committed(stream["dataset"], below):
+            if block_hash(rng["range_end"] - 1) == rng["last_hash"]:
+                break  # this range and everything before it is still canonical
+            stale.append(rng)
+        if stale:
+            out.append((stream, stale))
+    return out
+
+
+REPAIR_PASSES = 3
+
+
 def repair(conn: psycopg.Connection[Any], job_id: UUID, chain: chain_reader.ChainReader) -> int:
     """Supersede committed ranges that no longer match the canonical chain and re-extract them.
 
     Checks streams with a broken link, and the block under every cursor (a reorg
     after the last range committed). Returns the number of ranges superseded.
+
+    No row lock is held while the chain answers (``conn`` must not be inside a transaction):
+    the pass reads the job's streams and ranges, asks the chain for the hashes it needs, then
+    locks the job and decides again on the rows as they are now, with the hashes it was given.
+    If the rows changed so that deciding needs a hash not asked for yet (a range committed
+    meanwhile), it lets go of the lock and starts over, at most REPAIR_PASSES times; after
+    that it leaves the job to the next pass.
     """
+    outside_transaction(conn, "repair")
+    hashes = _Hashes(conn, chain)
+
+    def committed_read(dataset: str, below: int) -> list[dict[str, Any]]:
+        with conn.transaction():  # one short read: no snapshot is kept open while the chain answers
+            return conn.execute(_Q["committed_below"], {"job_id": job_id, "dataset": dataset,
+                                                        "below": below}).fetchall()
+
+    for _ in range(REPAIR_PASSES):
+        with conn.transaction():
+            streams = conn.execute(_Q["streams"], {"job_id": job_id}).fetchall()
+        _stale_ranges(streams, committed_read, hashes.ask)
+        try:
+            return _supersede_stale(conn, job_id, hashes.known)
+        except _UnknownHash:
+            continue  # the job changed since it was read: read it and ask the chain again
+    log.warning("repair of job %s: its ranges kept changing during %d passes; the next pass retries",
+                job_id, REPAIR_PASSES)
+    return 0
+
+
+def _supersede_stale(conn: psycopg.Connection[Any], job_id: UUID, block_hash: Callable[[int], str | None]) -> int:
+    """Under the job's lock: decide on the rows as they are now (raises _UnknownHash, rolled back, if
+    that needs a hash not asked for), supersede the stale ranges and plan their re-extraction."""
     superseded = 0
     redo: dict[tuple[int, int, int], list[dict[str, Any]]] = {}
     with conn.transaction():
@@ -252,19 +352,13 @@ def repair(conn: psycopg.Connection[Any], job_id: UUID, chain: chain_reader.Chai
         if job is None:
             return 0
         spec = spec_mod.ChainSyncSpec.model_validate(job["spec"])
-        for stream in conn.execute(_Q["streams"], {"job_id": job_id}).fetchall():
-            tip_moved = bool(stream["cursor_hash"]) and chain.block_hash(stream["cursor"] - 1) != stream["cursor_hash"]
-            if stream["broken_at"] is None and not tip_moved:
-                continue
-            below = stream["broken_at"] if stream["broken_at"] is not None else stream["cursor"]
-            stale = []
-            for rng in conn.execute(_Q["committed_below"], {"job_id": job_id, "dataset": stream["dataset"],
-                                                              "below": below}).fetchall():
-                if chain.block_hash(rng["range_end"] - 1) == rng["last_hash"]:
-                    break  # this range and everything before it is still canonical
-                stale.append(rng)
-            if not stale:
-                continue
+        streams = conn.execute(_Q["streams"], {"job_id": job_id}).fetchall()
+
+        def committed(dataset: str, below: int) -> list[dict[str, Any]]:
+            return conn.execute(_Q["committed_below"], {"job_id": job_id, "dataset": dataset,
+                                                        "below": below}).fetchall()
+
+        for stream, stale in _stale_ranges(streams, committed, block_hash):
             for rng in stale:
                 gone = conn.execute(_Q["supersede_range"], {"range_id": rng["range_id"]}).fetchone()
                 if gone and gone["dataset_version"]:
@@ -282,8 +376,8 @@ def repair(conn: psycopg.Connection[Any], job_id: UUID, chain: chain_reader.Chai
             if job["status"] == "completed":
                 conn.execute(_Q["set_job_status"], {"job_id": job_id, "status": "active"})
         # The streams that lost the same range re-extract it in one task; a single stream, alone.
-        for (start, end, generation), streams in sorted(redo.items()):
-            _schedule(conn, spec, job_id, streams, start, end, generation)
+        for (start, end, generation), streams_of_range in sorted(redo.items()):
+            _schedule(conn, spec, job_id, streams_of_range, start, end, generation)
     return superseded
 
 
@@ -336,24 +430,35 @@ def recover_lost(conn: psycopg.Connection[Any], job_id: UUID, lost: set[str]) ->
 
 
 def scheduled_tick(conn: psycopg.Connection[Any], make_reader: Any = None) -> dict[str, TickResult]:
-    """The dispatcher's periodic planner pass over every active chain_sync job."""
+    """The dispatcher's periodic planner pass over every active chain_sync job.
+
+    ``conn`` must not be inside a transaction: each step commits on its own, so no row lock
+    is held while a job's node answers (see :func:`repair`).
+    """
+    outside_transaction(conn, "scheduled_tick")
+    with conn.transaction():
+        active = conn.execute(_Q["active_jobs"]).fetchall()
     results = {}
-    for job in conn.execute(_Q["active_jobs"]).fetchall():
+    for job in active:
         spec = spec_mod.ChainSyncSpec.model_validate(job["spec"])
         reader = (make_reader or chain_reader.RpcChainReader)(spec.rpc.urls)
         head = None
         try:
             repair(conn, job["job_id"], reader)
             if isinstance(spec.mode, spec_mod.FollowHead):
-                head = reader.safe_head(confirmations=spec.mode.confirmations,
-                                        use_finalized_tag=spec.mode.use_finalized_tag)
+                head = safe_head(conn, reader, spec.mode)
             with conn.transaction():
                 conn.execute(_Q["clear_rpc_error"], {"job_id": job["job_id"]})
         except Exception as exc:  # noqa: BLE001 - an unreachable RPC must not stop other jobs
             record_error(conn, job["job_id"], str(exc))
         results[job["name"]] = tick(conn, job["job_id"], safe_head=head)
-    conn.commit()
     return results
+
+
+def safe_head(conn: psycopg.Connection[Any], reader: chain_reader.ChainReader, mode: spec_mod.FollowHead) -> int:
+    """The chain's safe head for a follow_head job, asked outside any transaction."""
+    outside_transaction(conn, "safe_head")
+    return reader.safe_head(confirmations=mode.confirmations, use_finalized_tag=mode.use_finalized_tag)
 
 
 def record_error(conn: psycopg.Connection[Any], job_id: UUID, message: str) -> None:

@@ -17,8 +17,8 @@ from rich.console import Console
 from rich.table import Table
 
 from trace_core.analytics import catalog, errors, metrics, results
-from trace_core.analytics import run as run_mod
 from trace_core.cli import context
+from trace_core.lite import analytics as lite_analytics
 
 # Piped output (files, CI logs) gets room for 78-digit amounts; a terminal keeps its own width.
 console = Console(width=None if sys.stdout.isatty() else 200)
@@ -112,10 +112,8 @@ def run(
     if format not in ("table", "json"):
         raise errors.ParameterError(f"--format {format!r}: expected table or json", field="format",
                                     expected="table or json")
-    analytic = catalog.get(name)
     parsed = parse_params(param)
-    analytic.parse(parsed)  # fail on bad parameters before touching the stack
-    result = run_mod.run(name, parsed, namespace=namespace, settings=context.settings())
+    result = lite_analytics.run(name, parsed, context.settings(), namespace=namespace)
     # matplotlib costs a quarter second to import: only commands that draw pay for it.
     from trace_core.analytics import plots, report
     if plot is not None:

@@ -85,7 +85,8 @@ def _table(chain: chain_info.ChainInfo) -> Table:
     table.add_row("chain id", str(chain.chain_id))
     table.add_row("blocks", f"{chain.first_block}..{chain.last_block} (end-exclusive {chain.end_block})")
     table.add_row("transactions", str(chain.transactions))
-    table.add_row("token", f"{chain.token.address} ({chain.token.symbol}, deployed in block {chain.token.deploy_block})")
+    token = chain.token
+    table.add_row("token", f"{token.address} ({token.symbol}, deployed in block {token.deploy_block})")
     table.add_row("staking", chain.staking.address)
     table.add_row("validators", ", ".join(f"#{v.validator_id} {v.auth_address}" for v in chain.staking.validators))
     table.add_row("pool", f"{len(chain.pool)} accounts")

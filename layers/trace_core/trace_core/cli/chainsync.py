@@ -7,7 +7,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Annotated, Any
 
 import psycopg
 import typer
@@ -17,8 +17,10 @@ from rich.live import Live
 from rich.table import Table
 
 from trace_core import redact
-from trace_core.chainsync import chain_reader, jobs, spec as spec_mod
-from trace_core.cli import context, stack as stack_cli
+from trace_core.chainsync import chain_reader, jobs
+from trace_core.chainsync import spec as spec_mod
+from trace_core.cli import context
+from trace_core.cli import stack as stack_cli
 from trace_core.lite import durability
 from trace_core.settings import Settings
 
@@ -39,7 +41,9 @@ def _connect(settings: Settings | None = None) -> psycopg.Connection[Any]:
                            row_factory=dict_row)
 
 
-def apply(file: Path = typer.Option(..., "--file", "-f", exists=True, dir_okay=False, help="Job spec (YAML).")) -> None:
+def apply(
+    file: Annotated[Path, typer.Option("--file", "-f", exists=True, dir_okay=False, help="Job spec (YAML).")],
+) -> None:
     """Validate a chain_sync spec and upsert its job; re-applying the same file changes nothing.
 
     Every RPC URL of the pool must answer eth_chainId with the spec's chain_id.
@@ -75,7 +79,7 @@ def resume(name: str) -> None:
     console.print(f"job {name}: {'resumed' if changed else 'already active or completed'}")
 
 
-def datasets(job: Optional[str] = typer.Option(None, "--job", help="Only this job's datasets.")) -> None:
+def datasets(job: str | None = typer.Option(None, "--job", help="Only this job's datasets.")) -> None:
     """List the committed dataset versions queries can see."""
     with _connect() as conn:
         job_id = jobs.find(conn, job)["job_id"] if job else None

@@ -20,11 +20,13 @@ from rich.console import Console
 from rich.live import Live
 
 from trace_core import chain, errors
-from trace_core.chainsync import chain_reader, jobs, spec as spec_mod
+from trace_core.chainsync import chain_reader, jobs
+from trace_core.chainsync import spec as spec_mod
 from trace_core.cli import analytics as analytics_cli
 from trace_core.cli import chainsync as chainsync_cli
 from trace_core.cli import context
 from trace_core.cli import stack as stack_cli
+from trace_core.lite import analytics as lite_analytics
 from trace_core.lite import anvil, durability, stack
 
 # Piped output (CI logs, `| tee`) gets room for the wide progress and analytics tables.
@@ -70,8 +72,11 @@ def _sync(settings: Any, spec: spec_mod.ChainSyncSpec, timeout: float) -> None:
         result = jobs.apply(conn, spec, chain_reader.RpcChainReader(spec.rpc.urls),
                             store=durability.datasets_store(settings))
         lost = f" (re-extracting {result.recovered} lost dataset version(s))" if result.recovered else ""
-        console.print(f"job {spec.name}: {result.outcome}{lost}; syncing [{spec.mode.from_block}, "
-                      f"{spec.mode.to_block}) in ranges of {spec.chunk_size} blocks")
+        mode = spec.mode
+        target = f"[{mode.from_block}, {mode.to_block})" if isinstance(mode, spec_mod.FixedTarget) else (
+            f"from {mode.from_block}, following the head")
+        console.print(f"job {spec.name}: {result.outcome}{lost}; syncing {target} "
+                      f"in ranges of {spec.chunk_size} blocks")
         deadline = time.monotonic() + timeout
         table, finished = chainsync_cli._progress_table(conn, spec.name)
         with Live(table, console=console, refresh_per_second=4, transient=not console.is_terminal) as live:
@@ -89,17 +94,17 @@ def _sync(settings: Any, spec: spec_mod.ChainSyncSpec, timeout: float) -> None:
 
 def _analytics(settings: Any, info: chain.ChainInfo) -> Path:
     """Run the three stored analytics, print their tables, and write charts and the HTML report."""
-    from trace_core.analytics import report, run  # matplotlib: only the commands that draw import it
+    from trace_core.analytics import report  # matplotlib: only the commands that draw import it
 
     token = info.token.address
-    wanted = [
+    wanted: list[tuple[str, dict[str, Any]]] = [
         ("total_supply", {"token": token}),
         ("top_holders", {"token": token, "n": 5, "samples": 40}),
         ("staking_concentration", {"samples": 40, "top_k": 3}),
     ]
     results = []
     for name, params in wanted:
-        result = run.run(name, params, settings=settings)
+        result = lite_analytics.run(name, params, settings)
         analytics_cli.show(result, out=console)
         results.append(result)
     return report.write_report(results, settings.home / "reports")

@@ -63,7 +63,7 @@ def _sizes(paths: dict[str, Path]) -> dict[str, int]:
 def _follow(paths: dict[str, Path], offsets: dict[str, int], prefix: bool) -> Iterator[str]:
     """Lines written to each file after ``offsets``, as they come; a file truncated is read from its start."""
     offsets = dict(offsets)
-    partial = {name: "" for name in paths}
+    partial = dict.fromkeys(paths, "")
     while True:
         for name, path in paths.items():
             try:

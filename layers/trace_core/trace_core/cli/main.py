@@ -13,6 +13,7 @@ from trace_core.cli import (
     availability,
     chain,
     chainsync,
+    datasets,
     demo,
     failure,
     jobs,
@@ -24,7 +25,6 @@ from trace_core.cli import (
 )
 from trace_core.cli import query as query_cli
 from trace_core.cli import sink as sink_cli
-from trace_core.datasets import cli as datasets_cli
 from trace_core.worker import process_exit
 
 PROG = "trace-lite"
@@ -34,7 +34,7 @@ DISTRIBUTION = "trace-platform"
 app = typer.Typer(no_args_is_help=True, add_completion=True, pretty_exceptions_enable=False,
                   help="Trace Lite: the whole platform on one machine.")
 
-for module in (stack, chainsync, jobs, tasks, worker, chain, query_cli, datasets_cli, analytics_cli, demo, sink_cli,
+for module in (stack, chainsync, jobs, tasks, worker, chain, query_cli, datasets, analytics_cli, demo, sink_cli,
                logs, reset, availability):
     module.register(app)
 

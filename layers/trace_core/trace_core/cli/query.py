@@ -25,9 +25,8 @@ from rich.table import Table
 from trace_core import errors
 from trace_core.auth import issuing, keys
 from trace_core.cli import context
-from trace_core.lite import state
+from trace_core.lite import query as query_lite
 from trace_core.query.service import client as query_client
-from trace_core.query.service import lite as query_lite
 from trace_core.query.service import results
 
 console = Console()
@@ -42,12 +41,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _service_url() -> str:
-    settings = context.settings()
-    record = state.read(settings.home).components.get(query_lite.NAME)
-    if record is None or not query_lite.healthy(record):
-        raise errors.ComponentError(
-            "the Query Service is not running", component=query_lite.NAME, fix="run `trace-lite up` first")
-    return record.url
+    return query_lite.running_url(context.settings())
 
 
 def _lite_token(datasets: list[str] | None, ttl: dt.timedelta) -> str:
@@ -61,10 +55,12 @@ def _printable(table: pa.Table) -> pa.Table:
     """Binary columns as 0x-hex (Arrow's CSV writer and terminals cannot show raw bytes)."""
     columns = []
     for column in table.columns:
-        if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type) or \
-                pa.types.is_fixed_size_binary(column.type):
-            column = pa.array([None if v is None else "0x" + v.hex() for v in column.to_pylist()], pa.string())
-        columns.append(column)
+        binary = pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type) or \
+            pa.types.is_fixed_size_binary(column.type)
+        columns.append(
+            pa.array([None if v is None else "0x" + v.hex() for v in column.to_pylist()], pa.string())
+            if binary else column
+        )
     return pa.table(columns, names=table.column_names)
 
 

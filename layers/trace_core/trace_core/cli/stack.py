@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import psycopg
 import typer
@@ -122,7 +123,7 @@ def down() -> None:
 
 
 def status(
-    job: Optional[str] = typer.Option(None, "--job", help="Show only this chain_sync job's progress."),
+    job: str | None = typer.Option(None, "--job", help="Show only this chain_sync job's progress."),
     watch: bool = typer.Option(False, "--watch", help="Keep refreshing until the job completes (terminal only)."),
     as_json: bool = typer.Option(False, "--json", help="Print the state as JSON (components, jobs, healthy)."),
 ) -> None:

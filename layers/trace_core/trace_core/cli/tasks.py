@@ -15,8 +15,8 @@ from rich.table import Table
 from trace_core import redact
 from trace_core.cli import context
 from trace_core.cli import stack as stack_cli
-from trace_core.dispatcher import models, tasks
 from trace_core.db import queries as named_queries
+from trace_core.dispatcher import models, tasks
 from trace_core.settings import Settings
 
 console = Console()

@@ -1,40 +1,24 @@
-"""`trace-lite worker` (run a worker in the foreground) and `trace-lite host` (the local Lambda host)."""
+"""`trace-lite worker` (run a worker in the foreground) and `trace-lite host` (the local Lambda host).
+
+`trace-lite worker` is a thin shell over :func:`trace_core.worker.serve.serve`, the function behind the
+production entry point (``python -m trace_core.worker``): it adds the Lite stack's endpoints (from the
+state file), the command line's options and text logs.
+"""
 
 from __future__ import annotations
 
-import gc
-import logging
-import signal
-import sys
-from typing import Any
-
 import typer
 
-from trace_core import aws, redact
+from trace_core import aws
 from trace_core.cli import context
 from trace_core.db import pool
-from trace_core.queue import factory
-from trace_core.settings import Settings
-from trace_core.worker import allocator, cryo_threads, direct, operators, runner
 from trace_core.worker import config as worker_config
+from trace_core.worker import logs, serve
 
 
 def register(app: typer.Typer) -> None:
     app.command()(worker)
     app.command()(host)
-
-
-class _RedactingFormatter(logging.Formatter):
-    """Log lines with secrets in URLs masked (an RPC key in an error message, a password in a DSN)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        return redact.text(super().format(record))
-
-
-def _logging(settings: Settings) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_RedactingFormatter("%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s"))
-    logging.basicConfig(level=settings.log_level, handlers=[handler])
 
 
 def worker(
@@ -47,12 +31,10 @@ def worker(
     poll_seconds: float = typer.Option(5.0, help="Poll for due tasks this often when no wake-ups arrive."),
 ) -> None:
     """Run a worker in the foreground until SIGTERM/SIGINT (a second signal abandons at once)."""
-    settings = context.settings()
-    malloc, threads = _prepare_for_cryo(settings)
-    _logging(settings)
     if on_term not in ("finish", "abandon"):
         raise typer.BadParameter(f"expected finish or abandon, got {on_term!r}", param_hint="--on-term")
-    operators.load_modules(settings.operator_modules)
+    settings = context.settings()
+    logs.configure(settings.log_level, structured=False)
     config = worker_config.WorkerConfig(
         queue=queue or settings.task_queue,
         concurrency=concurrency or settings.worker_concurrency,
@@ -62,46 +44,7 @@ def worker(
         grace_seconds=grace_seconds,
         poll_seconds=poll_seconds,
     )
-    driver = factory.driver_for(settings)
-    the_worker = runner.Worker(
-        direct.for_driver(pool.get(context.database_url(), max_size=settings.db_pool_max), driver),
-        driver, settings, config,
-    )
-
-    def stop(signum: int, _: Any) -> None:
-        the_worker.request_stop()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    logging.getLogger(__name__).info(
-        "worker %s ready: queue=%s operators=%s concurrency=%d lease=%ds malloc=%s cryo_threads=%d",
-        config.worker_id, config.queue, ",".join(operators.names()), config.concurrency, config.lease_seconds,
-        allocator.name_of(malloc), threads,
-    )
-    # A worker allocates many short-lived objects per task. With the default thresholds (a young
-    # collection every 700 allocations, each also walking what startup left behind) the cyclic
-    # GC took about a quarter of the worker's CPU (docs/decisions/0304): freeze what startup
-    # made and collect young objects every 10,000 allocations.
-    gc.freeze()
-    gc.set_threshold(10_000, 10, 10)
-    try:
-        the_worker.run()
-    finally:
-        getattr(driver, "close", lambda: None)()
-        pool.close_all()
-    logging.getLogger(__name__).info("worker %s stopped: %s", config.worker_id, dict(the_worker.stats))
-
-
-def _prepare_for_cryo(settings: Settings) -> tuple[str | None, int]:
-    """Set up a process that runs Cryo: its allocator (may re-execute it first) and Cryo's runtime threads.
-
-    Returns the allocator library in use (None: glibc's malloc) and the runtime's thread count.
-    """
-    try:
-        malloc = allocator.apply(settings.worker_allocator)
-    except allocator.AllocatorError as exc:
-        raise typer.BadParameter(str(exc), param_hint="TRACE_WORKER_ALLOCATOR") from exc
-    return malloc, cryo_threads.apply(settings.worker_cryo_threads)
+    serve.serve(settings, config, context.database_url())
 
 
 def host(
@@ -114,9 +57,8 @@ def host(
     settings = context.settings()
     aws.require_endpoint(settings)  # its planner and sink write to S3: never to public AWS
     if (settings.host_workers if workers is None else workers) > 0:
-        _prepare_for_cryo(settings)  # its worker loops run Cryo in this process
-    _logging(settings)
-    operators.load_modules(settings.operator_modules)
+        serve.prepare_for_cryo(settings)  # its worker loops run Cryo in this process
+    logs.configure(settings.log_level, structured=False)
     try:
         host_mod.serve(settings, port=port, workers=workers)
     finally:

@@ -80,7 +80,9 @@ def check(versions: Sequence[StoredVersion], listing: Iterable[objectstore.Objec
 
 def listing_prefix(prefixes: Sequence[str]) -> str:
     """The longest common folder (ending with ``/``) of ``prefixes``: what one LIST must cover."""
-    common = os.path.commonprefix(list(prefixes))
+    # character by character, then cut back to the last "/": a folder boundary (commonpath would drop
+    # the trailing "/" and take "a/b" for "a/b/" alone)
+    common = os.path.commonprefix(list(prefixes))  # noqa: RUF071
     return common[: common.rfind("/") + 1]
 
 

@@ -37,7 +37,9 @@ _DATASET_KEY = re.compile(r"^([a-z0-9][a-z0-9_-]{0,62})/([a-z0-9][a-z0-9_]{0,62}
 _HEX = re.compile(r"^[0-9a-f]+$")
 _STAGING = re.compile(r"^staging/([0-9a-f-]{36})/attempt-(\d+)/")
 # Cryo pads block numbers to at least 8 digits (`{:0>8}`).
-_CRYO_FILE = re.compile(r"^(?P<network>[^_].*?)__(?P<dataset>[a-z0-9_]+)__(?P<first>\d{8,})_to_(?P<last>\d{8,})\.parquet$")
+_CRYO_FILE = re.compile(
+    r"^(?P<network>[^_].*?)__(?P<dataset>[a-z0-9_]+)__(?P<first>\d{8,})_to_(?P<last>\d{8,})\.parquet$"
+)
 
 
 def canonical_json(value: Any) -> bytes:

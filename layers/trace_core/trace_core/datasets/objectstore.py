@@ -107,7 +107,8 @@ class S3ObjectStore:
             raise self._fail(exc, key, "put_file") from exc
         info = self.head(key)
         if info is None:
-            raise errors.ObjectStoreError(f"s3://{self.bucket}/{key} vanished after upload", key=key, operation="put_file")
+            raise errors.ObjectStoreError(f"s3://{self.bucket}/{key} vanished after upload", key=key,
+                                          operation="put_file")
         return info
 
     def put_bytes(self, key: str, data: bytes, *, content_type: str = "application/octet-stream") -> ObjectInfo:

@@ -10,8 +10,8 @@ import dataclasses
 import hashlib
 from pathlib import Path
 
-import pyarrow as pa  # type: ignore[import-untyped]
-import pyarrow.parquet as pq  # type: ignore[import-untyped]
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from trace_core.datasets import errors, naming
 

@@ -28,10 +28,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import eth_abi
+import eth_abi.abi
 import eth_abi.exceptions
-import pyarrow as pa  # type: ignore[import-untyped]
-import pyarrow.compute as pc  # type: ignore[import-untyped]
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from trace_core.decode import errors, events
 
@@ -124,7 +124,7 @@ def _decode_row(row: dict[str, Any]) -> dict[str, Any]:
         try:
             if len(raw) != 32:
                 raise eth_abi.exceptions.DecodingError(f"{len(raw)} bytes, expected 32")
-            (values[param.name],) = eth_abi.decode([param.type], raw)
+            (values[param.name],) = eth_abi.abi.decode([param.type], raw)
         except (eth_abi.exceptions.DecodingError, OverflowError) as exc:
             raise errors.DecodeError(
                 f"{where}: {event.name} topic for {param.name} does not decode as {param.type}: {exc}",
@@ -137,7 +137,7 @@ def _decode_row(row: dict[str, Any]) -> dict[str, Any]:
                 f"{where}: {event.name} data has {len(data)} bytes, expected {32 * len(event.data)}",
                 field="data", block_number=row["block_number"], log_index=row["log_index"],
             )
-        decoded = eth_abi.decode([p.type for p in event.data], data)
+        decoded = eth_abi.abi.decode([p.type for p in event.data], data)
     except (eth_abi.exceptions.DecodingError, OverflowError) as exc:
         raise errors.DecodeError(
             f"{where}: {event.name} data does not decode as ({', '.join(p.type for p in event.data)}): {exc}",

@@ -83,7 +83,9 @@ def _connection() -> Iterator[psycopg.Connection[Any]]:
 
 # ------------------------------------------------------------------ routes
 @_route("POST", "/v1/tasks", status_code=201, operation_id="createTask", tags=["tasks"],
-          summary="Create a task (idempotent on idempotency_key)", responses={**_ok(wire.TaskResponse, "The task (the existing one for a repeated idempotency key).", 201), **_BAD_BODY})
+          summary="Create a task (idempotent on idempotency_key)",
+          responses={**_ok(wire.TaskResponse, "The task (the existing one for a repeated idempotency key).", 201),
+                     **_BAD_BODY})
 def create_task(body: Annotated[wire.CreateTaskRequest, Body()]) -> wire.TaskResponse:
     with _connection() as conn:
         return wire.task_response(tasks.create(conn, wire.to_create(body)))
@@ -109,7 +111,8 @@ def get_task(task_id: UUID) -> wire.TaskResponse:
 
 
 @_route("POST", "/v1/tasks/<task_id>/claim", operation_id="claimTask", tags=["leases"],
-          summary="Lease a queued, due task (a new attempt)", responses={**_ok(wire.LeaseResponse, "The lease."), **_NOT_FOUND, **_CONFLICT, **_BAD_BODY})
+          summary="Lease a queued, due task (a new attempt)",
+          responses={**_ok(wire.LeaseResponse, "The lease."), **_NOT_FOUND, **_CONFLICT, **_BAD_BODY})
 def claim_task(task_id: UUID, body: Annotated[wire.ClaimRequest, Body()]) -> wire.LeaseResponse:
     with _connection() as conn:
         lease = tasks.claim(conn, task_id, worker_id=body.worker_id, lease_seconds=body.lease_seconds)
@@ -117,7 +120,8 @@ def claim_task(task_id: UUID, body: Annotated[wire.ClaimRequest, Body()]) -> wir
 
 
 @_route("POST", "/v1/claims", operation_id="claimNext", tags=["leases"],
-          summary="Lease up to `limit` due tasks (polling)", responses={**_ok(wire.LeaseListResponse, "The leases (maybe none)."), **_BAD_BODY})
+          summary="Lease up to `limit` due tasks (polling)",
+          responses={**_ok(wire.LeaseListResponse, "The leases (maybe none)."), **_BAD_BODY})
 def claim_next(body: Annotated[wire.ClaimNextRequest, Body()]) -> wire.LeaseListResponse:
     with _connection() as conn:
         leases = tasks.claim_next(conn, worker_id=body.worker_id, operators=body.operators, queue=body.queue,
@@ -126,7 +130,8 @@ def claim_next(body: Annotated[wire.ClaimNextRequest, Body()]) -> wire.LeaseList
 
 
 @_route("POST", "/v1/tasks/<task_id>/heartbeat", operation_id="heartbeatTask", tags=["leases"],
-          summary="Extend the live attempt's lease", responses={**_ok(wire.LeaseResponse, "The extended lease."), **_NOT_FOUND, **_CONFLICT, **_BAD_BODY})
+          summary="Extend the live attempt's lease",
+          responses={**_ok(wire.LeaseResponse, "The extended lease."), **_NOT_FOUND, **_CONFLICT, **_BAD_BODY})
 def heartbeat_task(task_id: UUID, body: Annotated[wire.HeartbeatRequest, Body()]) -> wire.LeaseResponse:
     with _connection() as conn:
         lease = tasks.heartbeat(conn, task_id, attempt=body.attempt, lease_token=body.lease_token,
@@ -136,7 +141,8 @@ def heartbeat_task(task_id: UUID, body: Annotated[wire.HeartbeatRequest, Body()]
 
 @_route("POST", "/v1/tasks/<task_id>/complete", operation_id="completeTask", tags=["leases"],
           summary="Finish the live attempt with success or failure (fenced)",
-          responses={**_ok(wire.TaskResponse, "The task after the completion."), **_NOT_FOUND, **_CONFLICT, **_BAD_BODY})
+          responses={**_ok(wire.TaskResponse, "The task after the completion."), **_NOT_FOUND, **_CONFLICT,
+                     **_BAD_BODY})
 def complete_task(task_id: UUID, body: Annotated[wire.CompleteRequest, Body()]) -> wire.TaskResponse:
     with _connection() as conn:
         task = tasks.complete(conn, task_id, attempt=body.attempt, lease_token=body.lease_token,
@@ -145,7 +151,9 @@ def complete_task(task_id: UUID, body: Annotated[wire.CompleteRequest, Body()]) 
 
 
 @_route("POST", "/v1/tasks/<task_id>/abandon", operation_id="abandonTask", tags=["leases"],
-          summary="Give the lease back (worker shutdown)", responses={**_ok(wire.TaskResponse, "The task, queued again or dead."), **_NOT_FOUND, **_CONFLICT, **_BAD_BODY})
+          summary="Give the lease back (worker shutdown)",
+          responses={**_ok(wire.TaskResponse, "The task, queued again or dead."), **_NOT_FOUND, **_CONFLICT,
+                     **_BAD_BODY})
 def abandon_task(task_id: UUID, body: Annotated[wire.AbandonRequest, Body()]) -> wire.TaskResponse:
     with _connection() as conn:
         task = tasks.abandon(conn, task_id, attempt=body.attempt, lease_token=body.lease_token, reason=body.reason)

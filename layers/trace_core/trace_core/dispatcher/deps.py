@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import threading
 from collections.abc import Iterator
 
 from psycopg_pool import ConnectionPool
@@ -45,17 +46,35 @@ def _build() -> Deps:
     return Deps(settings, pool_mod.get(conninfo.resolve(settings), max_size=settings.db_pool_max))
 
 
+_thread = threading.local()
+
+
 def get() -> Deps:
-    """The injected dependencies, or the process-wide ones built from settings on first call."""
+    """The dependencies injected for this thread, else for the process, else built from settings on first call."""
+    here: Deps | None = getattr(_thread, "deps", None)
+    if here is not None:
+        return here
     return _override if _override is not None else _build()
 
 
 @contextlib.contextmanager
 def injected(deps: Deps) -> Iterator[Deps]:
     """Use ``deps`` for every handler call inside the block."""
-    global _override
+    global _override  # noqa: PLW0603 - the process-wide override, swapped for the block only
     previous, _override = _override, deps
     try:
         yield deps
     finally:
         _override = previous
+
+
+@contextlib.contextmanager
+def injected_in_thread(deps: Deps) -> Iterator[Deps]:
+    """Use ``deps`` for handler calls this thread makes inside the block (the Lite host runs each
+    function with its own settings, in threads that serve other functions meanwhile)."""
+    previous = getattr(_thread, "deps", None)
+    _thread.deps = deps
+    try:
+        yield deps
+    finally:
+        _thread.deps = previous

@@ -15,6 +15,7 @@ from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
+from trace_core import platform
 from trace_core.dispatcher import errors
 
 # Bounds shared with the wire models, so the API and the core accept the same values.
@@ -100,7 +101,7 @@ class CreateTask(BaseModel):
     job_id: UUID | None = None
     max_attempts: MaxAttempts = 3
     backoff_base_ms: BackoffBaseMs = 1000
-    queue: QueueName = "trace-tasks"
+    queue: QueueName = platform.TASK_QUEUE
 
 
 class Task(BaseModel):

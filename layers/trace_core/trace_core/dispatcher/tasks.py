@@ -259,15 +259,14 @@ def _complete(
                 final.append("completed")
                 continue
             after = moved.get(c.task_id) or outcomes[c.task_id]
-            if isinstance(after, models.Task):
-                final.append(after if tasks_back else after.status)
-            else:
-                final.append(after)  # type: ignore[arg-type]
+            # the rows are locked: apply_transitions writes (and returns) every transition it is given
+            assert not isinstance(after, lifecycle.Transition), f"task {c.task_id}: a transition was not written"
+            final.append(after if tasks_back or not isinstance(after, models.Task) else after.status)
         if on_success is not None:
-            for c, after in zip(completions, final):
+            for c, done in zip(completions, final):
                 applied = c.task_id in succeeded or c.task_id in moved  # not a repeat, not refused
-                if applied and isinstance(after, models.Task) and after.status == "completed":
-                    on_success(conn, after, after.outputs or {})
+                if applied and isinstance(done, models.Task) and done.status == "completed":
+                    on_success(conn, done, done.outputs or {})
         return final
 
 
@@ -284,7 +283,9 @@ def _complete_succeeded(cur: psycopg.Cursor[rows.Row], completions: Sequence[mod
     return {row["task_id"] for row in found}
 
 
-def abandon(conn: psycopg.Connection[Any], task_id: UUID, *, attempt: int, lease_token: UUID, reason: str) -> models.Task:
+def abandon(
+    conn: psycopg.Connection[Any], task_id: UUID, *, attempt: int, lease_token: UUID, reason: str
+) -> models.Task:
     """Give the lease back (worker shutdown): the attempt counts as failed and the task is retried at once."""
     task_id = rows.check_uuid("task_id", task_id)
     rows.require(isinstance(reason, str) and 0 < len(reason) <= 10_000, "reason", "a non-empty string", reason)

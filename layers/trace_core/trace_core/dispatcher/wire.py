@@ -12,6 +12,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, StrictBool
 
+from trace_core import platform
 from trace_core.dispatcher import models
 
 _REQUEST = ConfigDict(frozen=True, extra="forbid")
@@ -38,7 +39,7 @@ class CreateTaskRequest(BaseModel):
     job_id: UUID | None = None
     max_attempts: MaxAttempts = 3
     backoff_base_ms: BackoffBaseMs = 1000
-    queue: models.QueueName = "trace-tasks"
+    queue: models.QueueName = platform.TASK_QUEUE
 
 
 class ClaimRequest(BaseModel):

@@ -15,8 +15,8 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import pyarrow as pa  # type: ignore[import-untyped]
-import pyarrow.parquet as pq  # type: ignore[import-untyped]
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from trace_core.datasets import naming
 from trace_core.decode import errors as decode_errors

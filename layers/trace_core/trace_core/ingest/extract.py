@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-import pyarrow.parquet as pq  # type: ignore[import-untyped]
+import pyarrow.parquet as pq
 
 from trace_core.chain import errors as chain_errors
 from trace_core.chain import rpc
@@ -58,7 +58,7 @@ class CryoExtractor:
 
     def __init__(self) -> None:
         try:
-            import cryo  # type: ignore[import-untyped]  # optional: no wheels on some platforms
+            import cryo  # optional: no wheels on some platforms
         except ImportError as exc:
             raise errors.CryoUnavailableError(
                 "the cryo package is not installed: it ships wheels for CPython 3.10-3.12 on Linux x86_64 and "
@@ -123,7 +123,12 @@ def _hex(value: object) -> str:
 def _block_hashes_in(path: Path) -> dict[int, str]:
     """``block_number -> block_hash`` from a blocks file (two columns only: bounded by the sub-range)."""
     table = pq.read_table(path, columns=["block_number", "block_hash"])
-    return {int(n): _hex(h) for n, h in zip(table.column(0).to_pylist(), table.column(1).to_pylist())}
+    hashes: dict[int, str] = {}
+    for number, block_hash in zip(table.column(0).to_pylist(), table.column(1).to_pylist()):
+        if number is None:
+            raise errors.ExtractError(f"cryo wrote a block without a number to {path.name}", reason="null block_number")
+        hashes[int(number)] = _hex(block_hash)
+    return hashes
 
 
 class _Chain:

@@ -19,8 +19,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pyarrow as pa  # type: ignore[import-untyped]
-import pyarrow.parquet as pq  # type: ignore[import-untyped]
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from trace_core.ingest import errors
 

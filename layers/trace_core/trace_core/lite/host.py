@@ -1,5 +1,10 @@
 """The local Lambda host: runs the platform's Lambda handlers unchanged on one machine.
 
+What it runs is generated from the platform declaration (``trace_core.platform``,
+:func:`default_spec`): every declared function with its trigger and timeout, each
+with its own settings, loaded from the environment CDK would give it on AWS
+(its declared settings, from the host's). The triggers:
+
 - HTTP on 127.0.0.1 becomes API Gateway HTTP API (payload 2.0) events for the
   API function (the dispatcher API), served by uvicorn with API Gateway's body
   limit and read deadlines (:mod:`trace_core.lite.host_http`);
@@ -13,8 +18,8 @@
 - ``workers`` worker loops (the Fargate workers of AWS) run in-process.
 
 ``trace-lite host`` runs it in the foreground; ``trace-lite up`` starts it as
-the ``host`` component. The dispatcher's handlers get the host's pool and queue
-driver through ``trace_core.dispatcher.deps.injected``.
+the ``host`` component. Each function's handler gets its own settings with the
+host's pool and queue driver through ``trace_core.dispatcher.deps.injected_in_thread``.
 """
 
 from __future__ import annotations
@@ -25,13 +30,13 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from psycopg_pool import ConnectionPool
 
-from trace_core import errors
+from trace_core import errors, platform
 from trace_core import settings as settings_mod
 from trace_core.db import pool as pool_mod
 from trace_core.dispatcher import deps
@@ -68,29 +73,56 @@ class QueueTrigger:
 
 @dataclasses.dataclass(frozen=True)
 class HostSpec:
-    """What the host runs: where the functions are and which event source feeds each."""
+    """What the host runs: where the functions are, which event source feeds each, and per function
+    its timeout and its own settings (a function missing there gets 30 s and the host's settings)."""
 
     functions_root: Path
     api_function: str | None = "dispatcher_api"
     schedules: tuple[Schedule, ...] = ()
     queue_triggers: tuple[QueueTrigger, ...] = ()
     workers: int = 1
+    timeouts: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    settings: Mapping[str, Settings] = dataclasses.field(default_factory=dict)
+
+    @property
+    def function_names(self) -> list[str]:
+        """Every function the host loads: the API's, then the scheduled and the queue-fed ones."""
+        names = [self.api_function] if self.api_function else []
+        names += [s.function for s in self.schedules] + [t.function for t in self.queue_triggers]
+        return list(dict.fromkeys(names))
 
 
-def default_spec(settings: Settings) -> HostSpec:
-    """The platform's functions as the CDK app wires them (API, drainer and reaper schedules, sink queue)."""
+def default_spec(settings: Settings, declared: platform.Platform = platform.PLATFORM) -> HostSpec:
+    """The declared functions as the CDK app wires them, on Lite's clock.
+
+    Schedules run every ``TRACE_HOST_TICK_SECONDS`` (never more often than a schedule's
+    ``local_floor_seconds``); queue sources feed batches of their declared size; each function gets
+    the settings it declares, loaded from its own environment, as on AWS.
+    """
+    http = list(declared.http_functions())
+    if len(http) > 1:
+        raise errors.ComponentError(
+            f"the Lite host serves one HTTP function, the declaration has {', '.join(http)}",
+            component="host", fix="route them in one function, or teach the host to route by path",
+        )
     return HostSpec(
         functions_root=anvil.project_root() / "functions",
-        api_function="dispatcher_api",
-        schedules=(
-            Schedule("outbox_drainer", settings.host_tick_seconds, wake_on_outbox=True),
-            Schedule("lease_reaper", settings.host_tick_seconds),
-            # follow_head polling, reorg repair, rescheduling of ranges whose task died.
-            Schedule("chain_sync_planner", max(5.0, settings.host_tick_seconds)),
+        api_function=http[0] if http else None,
+        schedules=tuple(
+            Schedule(name, max(schedule.local_floor_seconds, settings.host_tick_seconds),
+                     wake_on_outbox=schedule.wake_on_outbox)
+            for name, schedule in declared.scheduled().items()
         ),
-        # The dataset-buffer queue, batches of 10 as the CDK's event source (see docs/specs/sink.md).
-        queue_triggers=(QueueTrigger("trace-sink", "sink", batch_size=10),),
+        queue_triggers=tuple(
+            QueueTrigger(source.queue, name, batch_size=source.batch_size)
+            for name, source in declared.queue_sources().items()
+        ),
         workers=settings.host_workers,
+        timeouts={name: float(f.timeout_seconds) for name, f in declared.functions.items()},
+        settings={
+            name: settings_mod.load(settings_mod.environment(settings, name, f.settings), names=f.settings)
+            for name, f in declared.functions.items()
+        },
     )
 
 
@@ -128,12 +160,14 @@ class Host:
         url = self.settings.database_url or ""
         self.pool = pool_mod.get(url, max_size=max(self.settings.db_pool_max, 6 + 4 * self.spec.workers))
         self.driver = factory.driver_for(self.settings)
-        self._exit.callback(lambda: getattr(self.driver, "close", lambda: None)())
+        self._exit.callback(getattr(self.driver, "close", lambda: None))
         self._exit.enter_context(deps.injected(deps.Deps(self.settings, self.pool, self.driver)))
-        names = [self.spec.api_function] if self.spec.api_function else []
-        names += [s.function for s in self.spec.schedules] + [t.function for t in self.spec.queue_triggers]
-        for name in dict.fromkeys(names):
-            self.functions[name] = host_functions.load(self.spec.functions_root, name)
+        for name in self.spec.function_names:
+            own = self.spec.settings.get(name)
+            self.functions[name] = host_functions.load(
+                self.spec.functions_root, name, timeout_seconds=self.spec.timeouts.get(name, 30.0),
+                deps=deps.Deps(own, self.pool, self.driver) if own is not None else None,
+            )
         for schedule in self.spec.schedules:
             self._wakes[schedule.function] = threading.Event()
             self._thread(self._schedule_loop, f"schedule-{schedule.function}", schedule)
@@ -195,7 +229,9 @@ class Host:
     def health(self) -> dict[str, Any]:
         return {
             "ok": not self._stopping.is_set(),
-            "functions": {name: {"invocations": f.invocations, "errors": f.errors} for name, f in self.functions.items()},
+            "functions": {
+                name: {"invocations": f.invocations, "errors": f.errors} for name, f in self.functions.items()
+            },
             "workers": [dict(w.stats) for w in self.workers],
         }
 

@@ -4,11 +4,14 @@ A function is imported as the module ``<root dir name>.<name>.handler`` with
 the root's parent on ``sys.path`` (so ``functions.dispatcher_api.handler`` from
 the repo root), unchanged. One invocation per function at a time: a Lambda
 execution environment serves one event at a time, and handlers may rely on it
-(Powertools resolvers keep the current event on themselves).
+(Powertools resolvers keep the current event on themselves). A function given
+its own ``deps`` (settings loaded from its own environment, the host's pool and
+queue driver) runs with them, as a Lambda runs with its own environment.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import sys
@@ -19,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from trace_core import errors
+from trace_core.dispatcher import deps as deps_mod
 from trace_core.lite import host_events
 
 log = logging.getLogger(__name__)
@@ -29,17 +33,21 @@ Handler = Callable[[dict[str, Any], Any], Any]
 class Function:
     """One loaded handler with its own lock (one execution environment)."""
 
-    def __init__(self, name: str, handler: Handler, *, timeout_seconds: float = 30.0) -> None:
+    def __init__(
+        self, name: str, handler: Handler, *, timeout_seconds: float = 30.0, deps: deps_mod.Deps | None = None
+    ) -> None:
         self.name = name
         self.handler = handler
         self.timeout_seconds = timeout_seconds
+        self.deps = deps
         self._lock = threading.Lock()
         self.invocations = 0
         self.errors = 0
 
     def invoke(self, event: dict[str, Any]) -> Any:
         """Run the handler on ``event``; its exceptions propagate (the caller maps them as Lambda would)."""
-        with self._lock:
+        own = deps_mod.injected_in_thread(self.deps) if self.deps is not None else contextlib.nullcontext()
+        with self._lock, own:
             self.invocations += 1
             context = host_events.LambdaContext(self.name, timeout_seconds=self.timeout_seconds)
             started = time.monotonic()
@@ -56,7 +64,7 @@ class Function:
                                 self.timeout_seconds)
 
 
-def load(root: Path, name: str, *, timeout_seconds: float = 30.0) -> Function:
+def load(root: Path, name: str, *, timeout_seconds: float = 30.0, deps: deps_mod.Deps | None = None) -> Function:
     """Import ``root/name/handler.py`` and return its ``lambda_handler``; errors name the path and the fix."""
     path = root / name / "handler.py"
     if not path.is_file():
@@ -82,4 +90,4 @@ def load(root: Path, name: str, *, timeout_seconds: float = 30.0) -> Function:
         raise errors.ComponentError(
             f"host: {path} has no callable lambda_handler", component="host", fix=f"define lambda_handler in {path}"
         )
-    return Function(name, handler, timeout_seconds=timeout_seconds)
+    return Function(name, handler, timeout_seconds=timeout_seconds, deps=deps)

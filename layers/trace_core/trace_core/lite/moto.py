@@ -27,6 +27,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +58,7 @@ def healthy(port: int) -> bool:
 def _app() -> Any:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    class Dispatcher(DomainDispatcherApplication):  # type: ignore[misc]
+    class Dispatcher(DomainDispatcherApplication):
         """moto's app, looking up which backend serves a host once per host (a pure function of it)."""
 
         def __init__(self) -> None:
@@ -77,7 +78,7 @@ def _fast_sqs() -> None:
     """moto's SQS retention check and clock, with the same results at O(1) per message."""
     import moto.sqs.models as sqs_models
 
-    slow_millis = sqs_models.unix_time_millis
+    slow_millis: Callable[..., Any] = getattr(sqs_models, "unix_time_millis")  # noqa: B009 - not re-exported
 
     def now_millis(dt: Any = None) -> float:
         return time.time() * 1000.0 if dt is None else float(slow_millis(dt))
@@ -85,10 +86,10 @@ def _fast_sqs() -> None:
     def retained(backend: Any, queue_name: str, message: Any) -> bool:
         # moto: get_queue_attributes(queue, ["MessageRetentionPeriod"]) builds all attributes, then reads one
         period = int(backend.get_queue(queue_name).message_retention_period)
-        return period + message.sent_timestamp / 1000 > time.time()
+        return bool(period + message.sent_timestamp / 1000 > time.time())
 
-    sqs_models.unix_time_millis = now_millis
-    sqs_models.SQSBackend.is_message_valid_based_on_retention_period = retained
+    setattr(sqs_models, "unix_time_millis", now_millis)  # noqa: B010 - patching moto's module on purpose
+    setattr(sqs_models.SQSBackend, "is_message_valid_based_on_retention_period", retained)  # noqa: B010
 
 
 def main(argv: list[str] | None = None) -> None:

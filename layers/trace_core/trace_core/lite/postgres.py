@@ -16,6 +16,7 @@ import shutil
 import stat
 import subprocess
 from pathlib import Path
+from typing import TypedDict
 
 from trace_core import errors
 from trace_core.lite import procs
@@ -35,7 +36,7 @@ def _bin(name: str) -> Path:
             component="postgres",
             fix="run `make install`, or set TRACE_DATABASE_URL to an existing server",
         )
-    return Path(list(spec.submodule_search_locations)[0]) / "pginstall" / "bin" / name
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin" / name
 
 
 def _runner() -> pwd.struct_passwd | None:
@@ -48,9 +49,17 @@ def _runner() -> pwd.struct_passwd | None:
         return pwd.getpwnam(RUNNER)
 
 
-def _run_as() -> dict[str, object]:
+class _RunAs(TypedDict, total=False):
+    """subprocess.run's arguments that drop root for the server's own user."""
+
+    user: str
+    group: str
+    extra_groups: list[str]
+
+
+def _run_as() -> _RunAs:
     # Group too: with uid alone the process keeps gid 0, and a 0701 root-owned parent denies it.
-    return {"user": RUNNER, "group": RUNNER, "extra_groups": []} if _runner() is not None else {}
+    return _RunAs(user=RUNNER, group=RUNNER, extra_groups=[]) if _runner() is not None else _RunAs()
 
 
 def _open_path(path: Path) -> None:
@@ -85,7 +94,7 @@ def init(data_dir: Path) -> None:
         [str(_bin("initdb")), "-D", str(data_dir), "--auth=trust", "--encoding=utf8", "-U", SUPERUSER],
         check=True,
         capture_output=True,
-        **_run_as(),  # type: ignore[arg-type]
+        **_run_as(),
     )
 
 
@@ -104,14 +113,16 @@ def start(data_dir: Path, port: int, *, fast: bool = False, timeout: int = 30) -
     log = data_dir / "server.log"
     proc = subprocess.run(
         [str(_bin("pg_ctl")), "-D", str(data_dir), "-w", "-t", str(timeout), "-l", str(log), "-o", options, "start"],
+        check=False,  # a failed start is reported below, with the server log's last line
         capture_output=True,
         text=True,
-        **_run_as(),  # type: ignore[arg-type]
+        **_run_as(),
     )
     if proc.returncode != 0:
         tail = log.read_text(errors="replace")[-600:] if log.exists() else proc.stderr
+        last = tail.strip().splitlines()[-1] if tail.strip() else proc.stderr
         raise errors.ComponentError(
-            f"embedded Postgres failed to start on 127.0.0.1:{port}: {tail.strip().splitlines()[-1] if tail.strip() else proc.stderr}",
+            f"embedded Postgres failed to start on 127.0.0.1:{port}: {last}",
             component="postgres",
             fix=f"see {log}; if the port is busy pick another with TRACE_POSTGRES_PORT",
         )
@@ -148,8 +159,9 @@ def stop(data_dir: Path, timeout: int = 30) -> None:
         return
     subprocess.run(
         [str(_bin("pg_ctl")), "-D", str(data_dir), "-m", "fast", "-w", "-t", str(timeout), "stop"],
+        check=False,  # whatever pg_ctl says, procs.stop below makes sure the postmaster is gone
         capture_output=True,
-        **_run_as(),  # type: ignore[arg-type]
+        **_run_as(),
     )
     # pg_ctl returns once the pid file is gone; the postmaster may still be exiting.
     procs.stop(pid, timeout=timeout)

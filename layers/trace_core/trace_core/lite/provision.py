@@ -1,18 +1,19 @@
-"""Creates the buckets and queues the platform expects, idempotently (Lite and tests)."""
+"""Creates the buckets and queues the platform declares (``trace_core.platform``), idempotently (Lite and tests)."""
 
 from __future__ import annotations
 
 import json
 
-from trace_core import aws
+from trace_core import aws, platform
 from trace_core.settings import Settings
 
 # Queues and how many receives a message gets before its DLQ takes it.
-QUEUES: dict[str, int] = {"trace-tasks": 5, "trace-sink": 5, "trace-deliveries": 5}
+QUEUES: dict[str, int] = {name: queue.max_receives for name, queue in platform.PLATFORM.queues.items()}
 
 
 def buckets(settings: Settings) -> list[str]:
-    return [settings.datasets_bucket, settings.results_bucket, settings.scratch_bucket]
+    """The declared buckets' names, as ``settings`` gives them (``TRACE_DATASETS_BUCKET``, ...)."""
+    return [getattr(settings, bucket.setting) for bucket in platform.PLATFORM.buckets.values()]
 
 
 def provision(settings: Settings) -> dict[str, str]:
@@ -24,8 +25,8 @@ def provision(settings: Settings) -> dict[str, str]:
             s3.create_bucket(Bucket=bucket)
     sqs = aws.client("sqs", settings)
     urls: dict[str, str] = {}
-    for name, max_receives in QUEUES.items():
-        dlq_url = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+    for name, queue in platform.PLATFORM.queues.items():
+        dlq_url = sqs.create_queue(QueueName=queue.dlq)["QueueUrl"]
         dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"
         ]
@@ -33,8 +34,10 @@ def provision(settings: Settings) -> dict[str, str]:
             QueueName=name,
             Attributes={
                 "VisibilityTimeout": "30",
-                "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receives)}),
+                "RedrivePolicy": json.dumps(
+                    {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(queue.max_receives)}
+                ),
             },
         )["QueueUrl"]
-        urls[f"{name}-dlq"] = dlq_url
+        urls[queue.dlq] = dlq_url
     return urls

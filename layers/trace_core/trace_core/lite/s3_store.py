@@ -271,8 +271,8 @@ def wrap(app: Callable[..., Any], mirror: Mirror) -> Callable[..., Any]:
             logger.exception("s3: writing a change to %s failed", mirror.root)
             if hasattr(body, "close"):
                 body.close()
-            message = f"<Error><Code>InternalError</Code><Message>Lite could not store the change on disk: " \
-                      f"{type(exc).__name__}</Message></Error>".encode()
+            message = (f"<Error><Code>InternalError</Code><Message>Lite could not store the change on disk: "
+                       f"{type(exc).__name__}</Message></Error>").encode()
             start_response("500 Internal Server Error",
                            [("Content-Type", "application/xml"), ("Content-Length", str(len(message)))])
             return [message]

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import httpx
 import psycopg
@@ -23,7 +23,7 @@ import psycopg
 from trace_core import errors
 from trace_core.db import migrate
 from trace_core.lite import anvil, durability, health, host_process, moto, postgres, procs, provision, state
-from trace_core.query.service import lite as query_lite
+from trace_core.lite import query as query_lite
 from trace_core.settings import Settings
 
 

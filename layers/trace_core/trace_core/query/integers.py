@@ -94,7 +94,7 @@ def _integer(array: pa.Array, *, signed: bool) -> pa.Array:
     bounds = pc.min_max(array)
     low, high = bounds["min"].as_py(), bounds["max"].as_py()
     # A UHUGEINT at or above 2**127 shows as negative: its raw bits say more than 38 digits.
-    fits = -_MAX_38_DIGITS <= low and high <= _MAX_38_DIGITS and (signed or low >= 0)
+    fits = low >= -_MAX_38_DIGITS and high <= _MAX_38_DIGITS and (signed or low >= 0)
     if fits:
         return array
     return _widen(array, signed=signed)

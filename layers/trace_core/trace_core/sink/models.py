@@ -125,7 +125,9 @@ def field_path(loc: tuple[int | str, ...], prefix: str = "") -> str:
 def expected_of(model: type[BaseModel], error: Any) -> str:
     """What a field accepts, for an error message: the field's description, or pydantic's message."""
     if error["type"] == "extra_forbidden":
-        return "no such field (producer-defined details go under payload)" if model is AlertEventRecord else "no such field"
+        if model is AlertEventRecord:
+            return "no such field (producer-defined details go under payload)"
+        return "no such field"
     loc = error["loc"]
     field = model.model_fields.get(str(loc[0])) if loc else None
     if field is not None and field.description:

@@ -22,9 +22,10 @@ from uuid import UUID
 
 import psycopg
 
+from trace_core import platform
 from trace_core.sink import core, errors, models, store
 
-QUEUE = "trace-sink"  # the dataset-buffer queue (trace_core.lite.provision.QUEUES, the CDK's SINK_QUEUE)
+QUEUE = platform.SINK_QUEUE  # the dataset-buffer queue the sink function drains
 
 
 class BatchTransaction(Protocol):

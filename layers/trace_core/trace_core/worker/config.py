@@ -8,6 +8,7 @@ import socket
 import uuid
 from typing import Literal
 
+from trace_core import platform
 from trace_core.dispatcher import models
 from trace_core.worker import errors
 
@@ -22,7 +23,7 @@ def default_worker_id() -> str:
 class WorkerConfig:
     """How a worker behaves. Defaults suit Lite and the benchmark alike."""
 
-    queue: str = "trace-tasks"
+    queue: str = platform.TASK_QUEUE
     worker_id: str = dataclasses.field(default_factory=default_worker_id)
     concurrency: int = 32
     # Extra leases held for operators that finish fast: bigger claim/complete batches are the

@@ -1,4 +1,5 @@
-"""Operators by name: ``register("noop", fn)``; an operator is ``fn(ctx: OperatorContext) -> dict``.
+"""The operator contract: an :class:`Operator` is a function ``fn(ctx: OperatorContext) -> dict`` and the
+ports it declares.
 
 An operator returns its outputs (a JSON object) to succeed, raises
 :class:`~trace_core.worker.errors.OperatorError` (``retryable=False`` for a
@@ -11,140 +12,130 @@ call ``ctx.heartbeat()`` now and then if they like (the worker heartbeats on a
 timer anyway) and stop early when ``ctx.cancelled`` is set: the lease was lost
 or the worker is abandoning it, and a completion would be rejected.
 
+An operator sees its task through a narrow context: the payload, the attempt,
+the task id, and only the ports it declares (:data:`PORTS`), which the worker
+builds from its own settings. Asking for a port it did not declare is an error.
+
 An operator that must publish something only if its attempt wins (a dataset
 commit) sets ``ctx.on_success = hook``: ``hook(conn, task, outputs)`` runs in
 the completion's transaction, after the attempt fence passed.
+
+Which operators a worker runs is its :class:`~trace_core.worker.registry.Registry`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import threading
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
+from uuid import UUID
 
 import psycopg
 from pydantic import ValidationError
 
 from trace_core.dispatcher import models
-from trace_core.settings import Settings
 from trace_core.worker import errors
 
+if TYPE_CHECKING:
+    from trace_core.chain import rpc
+    from trace_core.datasets import objectstore
+
+_P = TypeVar("_P")
 OnSuccess = Callable[[psycopg.Connection[Any], models.Task, dict[str, Any]], None]
+
+#: What an operator may declare. object_store: the datasets bucket; rpc: JSON-RPC clients over the worker's
+#: shared HTTP pool (``ctx.rpc_client(url)``); query_token: the attempt's Query Service task token.
+PORTS = frozenset({"object_store", "rpc", "query_token"})
+
+
+@dataclasses.dataclass(frozen=True)
+class Ports:
+    """The ports one attempt gets: those its operator declared, the others None."""
+
+    object_store: objectstore.ObjectStore | None = None
+    rpc_client: Callable[[str], rpc.RpcClient] | None = None
+    query_token: Callable[[], str | None] | None = None
 
 
 @dataclasses.dataclass
 class OperatorContext:
-    """What an operator gets: its task and attempt, settings, a heartbeat and a cancel flag."""
+    """What an operator gets: its task id, payload and attempt, its declared ports, a heartbeat and a cancel flag."""
 
-    task: models.Task
+    operator: str
+    task_id: UUID
+    payload: dict[str, Any]
     attempt: int
-    settings: Settings
+    ports: Ports = dataclasses.field(default_factory=Ports)
     cancelled: threading.Event = dataclasses.field(default_factory=threading.Event)
     on_success: OnSuccess | None = None
     _heartbeat: Callable[[], None] = lambda: None
-    _query_token: Callable[[], str | None] = lambda: None
-
-    @property
-    def payload(self) -> dict[str, Any]:
-        return self.task.payload
 
     def heartbeat(self) -> None:
         """Extend the lease now. Raises (and sets ``cancelled``) if the lease was lost."""
         self._heartbeat()
 
+    @property
+    def object_store(self) -> objectstore.ObjectStore:
+        """The datasets bucket (port ``object_store``)."""
+        return self._port("object_store", self.ports.object_store)
+
+    def rpc_client(self, url: str) -> rpc.RpcClient:
+        """A JSON-RPC client for ``url`` over the worker's shared HTTP pool (port ``rpc``); no need to close it."""
+        return self._port("rpc", self.ports.rpc_client)(url)
+
     def query_token(self) -> str | None:
-        """A short-lived token for the Query Service's ``POST /v1/task-query``, valid while this attempt
-        is live, granting the dataset versions the payload asks for (``payload["grants"]``: a list of
-        ``{dataset, relation?, from_block?, to_block?}``), pinned to what is visible now; None if none."""
-        return self._query_token()
+        """A short-lived token for the Query Service's ``POST /v1/task-query`` (port ``query_token``), valid
+        while this attempt is live, granting the dataset versions the payload asks for (``payload["grants"]``:
+        a list of ``{dataset, relation?, from_block?, to_block?}``), pinned to what is visible now; None if none."""
+        return self._port("query_token", self.ports.query_token)()
 
-
-Operator = Callable[[OperatorContext], dict[str, Any]]
-
-_registry: dict[str, Operator] = {}
-_lock = threading.Lock()
-
-
-def register(name: str, fn: Operator, *, replace: bool = False) -> None:
-    """Make ``fn`` run tasks whose operator is ``name``. Registering a name twice needs ``replace=True``."""
-    with _lock:
-        if name in _registry and _registry[name] is not fn and not replace:
+    def _port(self, name: str, port: _P | None) -> _P:
+        if port is None:
             raise errors.WorkerError(
-                f"operator {name!r} is already registered", field="operator", operator=name
+                f"operator {self.operator!r} did not declare the port {name!r}", operator=self.operator, port=name,
+                fix=f"declare it: Operator(fn, ports={{{name!r}}})",
             )
-        _registry[name] = fn
+        return port
 
 
-# The platform's own operators: every worker can run them without configuration.
-# Imported on first need (they import this module to register themselves).
-PLATFORM_MODULES = ("trace_core.ingest.operator",)
+OperatorFn = Callable[[OperatorContext], dict[str, Any]]
 
 
-def get(name: str) -> Operator:
-    """The operator registered as ``name``, or UnknownOperatorError listing the known ones."""
-    with _lock:
-        missing = name not in _registry
-    if missing:
-        load_modules(",".join(PLATFORM_MODULES))
-    with _lock:
-        fn = _registry.get(name)
-        if fn is None:
-            known = sorted(_registry)
-            raise errors.UnknownOperatorError(
-                f"no operator {name!r} is registered in this worker (known: {', '.join(known) or 'none'})",
-                operator=name,
-                known=known,
-                fix="import the module that registers it (TRACE_OPERATOR_MODULES=pkg.module)",
-            )
-        return fn
+@dataclasses.dataclass(frozen=True)
+class Operator:
+    """An operator function and what it needs from its worker: ports (see :data:`PORTS`) and whether it runs
+    Cryo (the worker then sets up its allocator and Cryo's threads before starting)."""
 
+    fn: OperatorFn
+    ports: frozenset[str] = frozenset()
+    runs_cryo: bool = False
 
-def names() -> list[str]:
-    """Every operator this worker runs, the platform's own included.
-
-    Workers claim tasks by these names, so the platform's modules are imported here (not only on the
-    first :func:`get`): otherwise a fresh worker would list only ``noop`` and never claim their tasks.
-    """
-    load_modules(",".join(PLATFORM_MODULES))
-    with _lock:
-        return sorted(_registry)
-
-
-def load_modules(spec: str) -> list[str]:
-    """Import each module of a comma-separated list (each registers its operators on import)."""
-    loaded = []
-    for module in (part.strip() for part in spec.split(",")):
-        if not module:
-            continue
-        try:
-            importlib.import_module(module)
-        except ImportError as exc:
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ports", frozenset(self.ports))
+        unknown = sorted(self.ports - PORTS)
+        if unknown:
             raise errors.WorkerError(
-                f"operator module {module!r} could not be imported: {exc}",
-                field="TRACE_OPERATOR_MODULES",
-                module=module,
-            ) from exc
-        loaded.append(module)
-    return loaded
+                f"unknown port(s) {', '.join(map(repr, unknown))} (ports: {', '.join(sorted(PORTS))})",
+                field="ports", ports=unknown,
+            )
 
 
 MAX_ERROR_CHARS = 10_000
 
 
-def run(ctx: OperatorContext) -> models.Success | models.Failure:
-    """Run the task's operator; its outputs, or why the attempt failed (never raises an Exception)."""
-    name = ctx.task.operator
+def run(fn: OperatorFn, ctx: OperatorContext) -> models.Success | models.Failure:
+    """Run ``fn`` on ``ctx``; its outputs, or why the attempt failed (never raises an Exception)."""
     try:
-        outputs = get(name)(ctx)
+        outputs = fn(ctx)
     except errors.OperatorError as exc:
         return failure(exc.message or type(exc).__name__, retryable=exc.retryable)
     except Exception as exc:  # noqa: BLE001 - any other failure of the operator is retryable
         return failure(_describe(exc), retryable=True)
     if not isinstance(outputs, dict):
-        return failure(f"operator {name} returned {type(outputs).__name__}, expected a dict", retryable=False)
+        return failure(f"operator {ctx.operator} returned {type(outputs).__name__}, expected a dict",
+                       retryable=False)
     try:
         return models.Success(outputs=outputs)
     except ValidationError as exc:
@@ -180,4 +171,4 @@ def noop(ctx: OperatorContext) -> dict[str, Any]:
     return {"noop": True, "attempt": ctx.attempt}
 
 
-register("noop", noop)
+NOOP = Operator(noop)

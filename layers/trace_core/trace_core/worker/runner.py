@@ -46,7 +46,8 @@ from trace_core.queue import base
 from trace_core.settings import Settings
 from trace_core.worker import client as client_mod
 from trace_core.worker import config as config_mod
-from trace_core.worker import operators, telemetry, wakeups
+from trace_core.worker import operators, ports, telemetry, wakeups
+from trace_core.worker import registry as registry_mod
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,6 @@ class _Running:
 
 
 _STOP = object()
-_SQS_MAX_BATCH = 10
 
 
 class Worker:
@@ -73,11 +73,14 @@ class Worker:
         driver: base.QueueDriver,
         settings: Settings,
         config: config_mod.WorkerConfig | None = None,
+        registry: registry_mod.Registry | None = None,
     ) -> None:
         self.config = config or config_mod.WorkerConfig()
         self._client = dispatcher
         self._driver = driver
-        self._settings = settings
+        # The operators it runs (default: every platform operator and those of TRACE_OPERATOR_MODULES).
+        self._registry = registry or registry_mod.for_pool(extra_modules=settings.operator_modules)
+        self._ports = ports.WorkerPorts(settings, dispatcher)
         self._task_metrics = telemetry.TaskMetrics(settings.emit_metrics)
         self._running: dict[UUID, _Running] = {}
         self._acks: list[base.Message] = []  # done with, acked in one call before the next receive
@@ -154,18 +157,11 @@ class Worker:
             return 0 if self._stopping.is_set() else max(0, self._capacity() - len(self._running))
 
     def _receive(self, free: int) -> list[base.Message]:
-        """Long-poll once, then top the batch up without waiting (SQS returns at most 10 per call)."""
-        got = self._driver.receive(
+        """Long-poll for up to ``free`` wake-ups (the driver tops a batch up itself: SQS's 10 per call)."""
+        return self._driver.receive(
             self.config.queue, max_messages=free, wait_seconds=self.config.receive_wait_seconds,
             visibility_seconds=self.config.lease_seconds,
         )
-        while got and len(got) < free and len(got) % _SQS_MAX_BATCH == 0:
-            more = self._driver.receive(self.config.queue, max_messages=free - len(got), wait_seconds=0,
-                                        visibility_seconds=self.config.lease_seconds)
-            if not more:
-                break
-            got.extend(more)
-        return got
 
     def _handle(self, messages: list[base.Message]) -> None:
         by_task: dict[UUID, list[base.Message]] = {}
@@ -186,7 +182,7 @@ class Worker:
         # task whose wake-up we hold keeps it until completion; every other wake-up has done
         # its job (its task is claimed here or elsewhere, finished, or unknown) and is acked now.
         leases = self._client.claim_next(
-            worker_id=self.config.worker_id, operators=operators.names(), queue=self.config.queue,
+            worker_id=self.config.worker_id, operators=self._registry.names, queue=self.config.queue,
             lease_seconds=self.config.lease_seconds, limit=len(by_task), wakeups=by_task,
         )
         self._dispatch([self._start(lease, by_task.pop(lease.task.task_id, [])) for lease in leases])
@@ -197,7 +193,7 @@ class Worker:
 
     def _poll(self, free: int) -> None:
         leases = self._client.claim_next(
-            worker_id=self.config.worker_id, operators=operators.names(), queue=self.config.queue,
+            worker_id=self.config.worker_id, operators=self._registry.names, queue=self.config.queue,
             lease_seconds=self.config.lease_seconds, limit=free,
         )
         if leases:
@@ -207,10 +203,9 @@ class Worker:
 
     def _start(self, lease: models.Lease, messages: list[base.Message]) -> _Running:
         self.stats["claimed"] += 1
-        ctx = operators.OperatorContext(task=lease.task, attempt=lease.attempt, settings=self._settings)
+        ctx = self._ports.context(lease, self._registry.get(lease.task.operator))
         running = _Running(lease=lease, messages=messages, ctx=ctx)
         ctx._heartbeat = lambda: self._beat_one(running)
-        ctx._query_token = lambda: self._client.task_token(lease, self._settings)
         with self._lock:
             self._running[lease.task.task_id] = running
             self.stats["max_in_flight"] = max(self.stats["max_in_flight"], len(self._running))
@@ -237,7 +232,7 @@ class Worker:
 
     def _run(self, job: _Running) -> None:
         started = time.monotonic()
-        result = operators.run(job.ctx)
+        result = self._registry.run(job.ctx)
         elapsed = time.monotonic() - started
         with self._lock:  # EWMA of operator run time: decides whether to prefetch and to run inline
             self._run_time = elapsed if self._run_time is None else 0.8 * self._run_time + 0.2 * elapsed
@@ -334,17 +329,19 @@ class Worker:
         except Exception as exc:  # noqa: BLE001 - try again next beat; two misses still leave time
             log.warning("worker: heartbeat of %d lease(s) failed: %s", len(live), exc)
             return
+        held: dict[str, base.Message] = {}  # by receipt: wake-ups packed in one SQS message share it
         for running in live:
             outcome = outcomes.get(running.lease.task.task_id)
             if isinstance(outcome, dispatcher_errors.DispatcherError):
                 if not running.finished:  # a finished one was most likely completed meanwhile
                     self._lost(running, outcome)
                 continue
-            for message in running.messages:
-                try:
-                    self._driver.extend(message, self.config.lease_seconds)
-                except Exception as exc:  # noqa: BLE001 - the lease, not the message, guards the task
-                    log.warning("worker: extending message %s failed: %s", message.message_id, exc)
+            held.update((message.receipt, message) for message in running.messages)
+        for message in held.values():
+            try:
+                self._driver.extend(message, self.config.lease_seconds)
+            except Exception as exc:  # noqa: BLE001 - the lease, not the message, guards the task
+                log.warning("worker: extending message %s failed: %s", message.message_id, exc)
 
     def _beat_one(self, running: _Running) -> None:
         outcome = self._client.heartbeat([running.lease], lease_seconds=self.config.lease_seconds).get(

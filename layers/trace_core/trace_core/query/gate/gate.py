@@ -31,7 +31,6 @@ from typing import Any
 import sqlglot
 from pydantic import BaseModel, ConfigDict, Field
 from sqlglot import expressions as exp
-from sqlglot import tokens as sqlglot_tokens
 
 from trace_core.query import errors
 from trace_core.query.gate import dialect, rules
@@ -50,12 +49,12 @@ class _NoCommandFallbackWarnings(logging.Filter):
 logging.getLogger("sqlglot").addFilter(_NoCommandFallbackWarnings())
 # Tab, newline and carriage return are whitespace; every other control character is refused.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_OPEN = {sqlglot_tokens.TokenType.L_PAREN, sqlglot_tokens.TokenType.L_BRACKET, sqlglot_tokens.TokenType.L_BRACE}
-_CLOSE = {sqlglot_tokens.TokenType.R_PAREN, sqlglot_tokens.TokenType.R_BRACKET, sqlglot_tokens.TokenType.R_BRACE}
+_OPEN = {sqlglot.TokenType.L_PAREN, sqlglot.TokenType.L_BRACKET, sqlglot.TokenType.L_BRACE}
+_CLOSE = {sqlglot.TokenType.R_PAREN, sqlglot.TokenType.R_BRACKET, sqlglot.TokenType.R_BRACE}
 _PAIRS = {
-    sqlglot_tokens.TokenType.L_PAREN: sqlglot_tokens.TokenType.R_PAREN,
-    sqlglot_tokens.TokenType.L_BRACKET: sqlglot_tokens.TokenType.R_BRACKET,
-    sqlglot_tokens.TokenType.L_BRACE: sqlglot_tokens.TokenType.R_BRACE,
+    sqlglot.TokenType.L_PAREN: sqlglot.TokenType.R_PAREN,
+    sqlglot.TokenType.L_BRACKET: sqlglot.TokenType.R_BRACKET,
+    sqlglot.TokenType.L_BRACE: sqlglot.TokenType.R_BRACE,
 }
 
 
@@ -188,7 +187,7 @@ def _parse(sql: str, limits: GateLimits) -> exp.Expr:
     return real[0]
 
 
-def _check_tokens(sql: str, limits: GateLimits) -> list[sqlglot_tokens.Token]:
+def _check_tokens(sql: str, limits: GateLimits) -> list[sqlglot.Token]:
     try:
         tokens = _DIALECT().tokenize(sql)
     except sqlglot.errors.TokenError as exc:
@@ -198,7 +197,7 @@ def _check_tokens(sql: str, limits: GateLimits) -> list[sqlglot_tokens.Token]:
             f"the query has {len(tokens)} tokens; the limit is {limits.max_tokens}", reason="too_long"
         )
     # Brackets must pair up: sqlglot's parser crashes on some unbalanced text (`select [1][2[`).
-    open_brackets: list[sqlglot_tokens.Token] = []
+    open_brackets: list[sqlglot.Token] = []
     for token in tokens:
         if token.token_type in _OPEN:
             open_brackets.append(token)

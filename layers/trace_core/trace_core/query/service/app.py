@@ -102,7 +102,10 @@ def create_app(service: pipeline.QueryService | Callable[[], pipeline.QueryServi
     """
     get_service: Callable[[], pipeline.QueryService]
     if isinstance(service, pipeline.QueryService):
-        get_service = lambda: service
+        built = service
+
+        def get_service() -> pipeline.QueryService:
+            return built
     else:
         get_service = functools.cache(service)
 

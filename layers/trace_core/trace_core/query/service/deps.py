@@ -59,8 +59,10 @@ def build_service(settings: Settings, *, sandbox: sandbox_mod.Sandbox | None = N
         keys=keys.from_settings(settings),
         issuer=settings.token_issuer,
         sandbox=sandbox or engine.SandboxEngine.start(settings, data_roots=(cache_root(settings),)),
-        resolver=grants.Resolver(grants.PostgresVersions(pool),
-                                 cache.VerifiedCache(cache_root(settings), cache.S3Blobs(s3, settings.datasets_bucket))),
+        resolver=grants.Resolver(
+            grants.PostgresVersions(pool),
+            cache.VerifiedCache(cache_root(settings), cache.S3Blobs(s3, settings.datasets_bucket)),
+        ),
         audit_log=audit.PostgresAuditLog(pool),
         exporter=results.S3ResultsExporter(s3, settings.results_bucket),
         attempts=attempts.PostgresTaskAttempts(pool),

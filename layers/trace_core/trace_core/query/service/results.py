@@ -8,7 +8,7 @@ import decimal
 import io
 import math
 import uuid
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -56,11 +56,11 @@ def _json_column(column: pa.ChunkedArray) -> list[Any]:
     """A column's values by :func:`json_value`'s rules, choosing the conversion once per column by type."""
     kind = column.type
     if pa.types.is_boolean(kind) or pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        return column.to_pylist()
+        return cast(list[Any], column.to_pylist())
     if pa.types.is_integer(kind) and _within_safe_integers(column):
-        return column.to_pylist()
+        return cast(list[Any], column.to_pylist())
     if pa.types.is_decimal(kind) and kind.scale == 0 and _within_safe_integers(column):
-        return column.cast(pa.int64()).to_pylist()  # exact: integral and within 2**53
+        return cast(list[Any], column.cast(pa.int64()).to_pylist())  # exact: integral and within 2**53
     if temporal.is_temporal(kind):
         return temporal.json_values(column)  # infinities and years Python's datetime cannot hold
     if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind):
@@ -103,7 +103,7 @@ def _within_safe_integers(column: pa.ChunkedArray) -> bool:
         return True
     bounds = pc.min_max(column)
     low, high = bounds["min"].as_py(), bounds["max"].as_py()
-    return -MAX_SAFE_INTEGER <= low and high <= MAX_SAFE_INTEGER
+    return bool(low >= -MAX_SAFE_INTEGER and high <= MAX_SAFE_INTEGER)
 
 
 def columns(table: pa.Table) -> list[dict[str, str]]:

@@ -33,7 +33,7 @@ _PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
 
 def is_temporal(kind: pa.DataType) -> bool:
     """Types :func:`json_values` converts (the ones DuckDB returns for DATE and the TIMESTAMP family)."""
-    return pa.types.is_date32(kind) or pa.types.is_timestamp(kind)
+    return bool(pa.types.is_date32(kind) or pa.types.is_timestamp(kind))
 
 
 def json_values(column: pa.ChunkedArray) -> list[Any]:

@@ -1,6 +1,8 @@
 """An anvil we start ourselves, already seeded: from the cache when we can, else built and cached.
 
-Used by the test fixture ``seeded_chain`` (and open to the demo / Lite stack).
+Used by the test fixture ``seeded_chain`` (and open to the demo / Lite stack). It lives in
+``lite`` because it runs a local anvil (:mod:`trace_core.lite.anvil`); the chain it loads is
+:mod:`trace_core.chain`'s (seeding, cache).
 Because we own the process, a cache hit keeps everything, historical state
 included: the chain is built once by an anvil started with ``--dump-state
 --preserve-historical-states --prune-history N``, stopped (anvil writes the dump

@@ -1,4 +1,4 @@
-"""Landlock confinement, checked in a child process (a restriction cannot be undone)."""
+"""Landlock confinement, checked in a child process (a restriction cannot be undone) against a real TCP listener."""
 
 from __future__ import annotations
 

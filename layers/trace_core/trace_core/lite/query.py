@@ -1,4 +1,4 @@
-"""The Query Service as a Lite component: spawned by `trace-lite up` with the stack's settings."""
+"""The Query Service as a Lite component: ``python -m trace_core.query.service`` spawned by `trace-lite up`."""
 
 from __future__ import annotations
 
@@ -62,3 +62,12 @@ def healthy(record: state.ComponentRecord) -> bool:
         return _answers(record.url)
     except httpx.HTTPError:
         return False
+
+
+def running_url(settings: Settings) -> str:
+    """The URL of the stack's Query Service (`trace-lite up`), once it answers; else a ComponentError."""
+    record = state.read(settings.home).components.get(NAME)
+    if record is None or not healthy(record):
+        raise errors.ComponentError("the Query Service is not running", component=NAME,
+                                    fix="run `trace-lite up` first")
+    return record.url
