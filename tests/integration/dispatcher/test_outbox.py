@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -47,10 +48,8 @@ def test_an_exception_mid_batch_leaves_the_batch_pending(conn, driver):
                 raise KeyboardInterrupt  # not an Exception: the transaction rolls back
 
     dying = Dying()
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         outbox.drain(conn, dying)
-    except KeyboardInterrupt:
-        pass
     assert len(dying.bodies()) == 2 and _pending(conn) == 2
     # WHEN the next drain runs THEN both are published again (at least once) and marked
     assert outbox.drain(conn, driver) == 2
@@ -153,42 +152,43 @@ def test_oldest_pending_age_is_what_the_outbox_age_alarm_watches(conn, driver):
 
 def test_drainer_publishes_a_backlog_to_sqs_several_batches_at_once(conn, moto_url):
     """The drainer against SQS (moto server over HTTP): batches of 10 go out concurrently, every row is marked."""
-    # GIVEN 300 pending wake-ups for an SQS queue
+    # GIVEN 1,000 pending wake-ups for an SQS queue
     client = sqs_client(moto_url)
     queue = f"drain-{uuid.uuid4().hex[:8]}"
     url = make_sqs_queue(client, queue)
-    made = tasks.create_many(conn, [models.CreateTask(operator="noop", queue=queue) for _ in range(300)])
+    made = tasks.create_many(conn, [models.CreateTask(operator="noop", queue=queue) for _ in range(1000)])
     driver = sqs.SqsDriver(client, queue_urls={queue: url})
     calls = SqsCalls(client)
     try:
         # WHEN one drain publishes them
-        assert outbox.drain(conn, driver, batch_size=1000) == 300
+        assert outbox.drain(conn, driver, batch_size=1000) == 1000
     finally:
         driver.close()
-    # THEN 30 full batches were sent, several in flight at once, and every row is marked published
-    assert calls.made == {"SendMessageBatch": 30} and calls.max_in_flight > 1
+    # THEN 10 full batches were sent (10 messages of 10 wake-ups each), several in flight at once, and
+    # every row is marked published
+    assert calls.made == {"SendMessageBatch": 10} and calls.max_in_flight > 1
     assert _pending(conn) == 0
     assert sorted(b["task_id"] for b in drain_sqs(client, url)) == sorted(str(t.task_id) for t in made)
 
 
 def test_rows_sqs_rejects_stay_pending_and_the_rest_are_marked(conn, moto_url):
-    # GIVEN 20 outbox rows whose second batch of 10 is more than SQS takes in one call
+    # GIVEN 40 outbox rows whose last two are too large to pack and together more than SQS takes in one call
     client = sqs_client(moto_url)
     queue = f"reject-{uuid.uuid4().hex[:8]}"
     url = make_sqs_queue(client, queue)
-    for n in range(20):
+    for n in range(40):
         conn.execute("INSERT INTO state.outbox (queue, payload) VALUES (%s, %s)",
-                     (queue, Jsonb({"n": n, "pad": "x" * (600_000 if n in (12, 13) else 0)})))
+                     (queue, Jsonb({"n": n, "pad": "x" * (600_000 if n in (38, 39) else 0)})))
     conn.commit()
     driver = sqs.SqsDriver(client, queue_urls={queue: url})
     try:
         # WHEN the drainer runs
-        assert outbox.drain(conn, driver) == 10
+        assert outbox.drain(conn, driver) == 38
     finally:
         driver.close()
     # THEN the accepted batch is marked, the rejected one stays pending with its error, for a later retry
     rows = conn.execute("SELECT payload->>'n' AS n, published_at IS NOT NULL AS done, last_error "
                         "FROM state.outbox ORDER BY outbox_id").fetchall()
-    assert [r["done"] for r in rows] == [True] * 10 + [False] * 10
-    assert all("PublishError" in r["last_error"] for r in rows[10:])
-    assert sorted(b["n"] for b in drain_sqs(client, url)) == list(range(10))
+    assert [r["done"] for r in rows] == [True] * 38 + [False] * 2
+    assert all("PublishError" in r["last_error"] for r in rows[38:])
+    assert sorted(b["n"] for b in drain_sqs(client, url)) == list(range(38))

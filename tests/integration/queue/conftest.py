@@ -41,12 +41,15 @@ def make_sqs_queue(client: Any, name: str, *, max_receives: int = MAX_RECEIVES, 
 
 
 def drain_sqs(client: Any, url: str) -> list[dict[str, Any]]:
+    """Every body left on the queue (those of packed messages one by one), read with the plain client."""
     bodies = []
     while True:
         got = client.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
         if not got:
             return bodies
-        bodies.extend(json.loads(m["Body"]) for m in got)
+        for message in got:
+            body = json.loads(message["Body"])
+            bodies.extend(body[sqs.PACK_KEY] if list(body) == [sqs.PACK_KEY] else [body])
 
 
 class SqsCalls:

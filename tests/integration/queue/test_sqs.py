@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import time
 import uuid
 
 import pytest
-from trace_core.queue import errors, sqs
+from trace_core import platform
+from trace_core.queue import errors, factory, sqs
 
 from tests.integration.queue.conftest import SqsCalls, drain_sqs, make_sqs_queue, sqs_client
 
@@ -66,8 +69,8 @@ def test_publishing_more_than_one_batch_sends_every_body(client):
     assert seen == set(range(23))
 
 
-def test_a_large_publish_sends_several_batches_at_once(client):
-    # GIVEN 300 wake-ups for one queue (30 SendMessageBatch calls of 10)
+def test_a_large_publish_packs_ten_bodies_a_message_and_sends_several_batches_at_once(client):
+    # GIVEN 1,000 wake-ups for one queue (what one drain locks)
     name = f"wide-{uuid.uuid4().hex[:8]}"
     make_sqs_queue(client, name)
     driver = sqs.SqsDriver(client)
@@ -75,31 +78,115 @@ def test_a_large_publish_sends_several_batches_at_once(client):
     calls = SqsCalls(client)
     try:
         # WHEN they are published
-        driver.publish(name, [{"n": n} for n in range(300)])
+        driver.publish(name, [{"n": n} for n in range(1000)])
     finally:
         driver.close()
-    # THEN every batch is full and several were in flight at once (not one round trip after another)
-    assert calls.made == {"SendMessageBatch": 30}
+    # THEN they went as 100 messages of 10 bodies in 10 full batches, several in flight at once
+    assert calls.made == {"SendMessageBatch": 10}
     assert calls.max_in_flight > 1
     assert calls.max_in_flight <= sqs.MAX_IN_FLIGHT
-    # AND every body arrived
-    assert sorted(b["n"] for b in drain_sqs(client, driver.url(name))) == list(range(300))
+    raw = _raw_bodies(client, driver.url(name))
+    assert len(raw) == 100 and {len(body[sqs.PACK_KEY]) for body in raw} == {10}
+    # AND every body is in one of them, once
+    assert sorted(b["n"] for body in raw for b in body[sqs.PACK_KEY]) == list(range(1000))
 
 
-def test_receive_and_ack_go_ten_at_a_time(client):
-    # GIVEN 30 messages waiting
+def test_a_small_publish_sends_one_message_per_body(client):
+    # GIVEN 7 bodies (one batch's worth): idle consumers should be able to share them
+    name = f"small-{uuid.uuid4().hex[:8]}"
+    make_sqs_queue(client, name)
+    driver = sqs.SqsDriver(client)
+    driver.publish(name, [{"n": n} for n in range(7)])
+    # THEN each is a message of its own, as sent
+    assert sorted(b["n"] for b in _raw_bodies(client, driver.url(name))) == list(range(7))
+
+
+def test_receive_and_ack_of_packed_messages_take_one_call_each(client):
+    # GIVEN 100 bodies waiting (10 messages of 10)
     name = f"tens-{uuid.uuid4().hex[:8]}"
     make_sqs_queue(client, name)
     driver = sqs.SqsDriver(client)
-    driver.publish(name, [{"n": n} for n in range(30)])
+    driver.publish(name, [{"n": n} for n in range(100)])
     calls = SqsCalls(client)
-    # WHEN a consumer asks for 30 and acks them in one call
-    got = driver.receive(name, max_messages=30, wait_seconds=0)
+    # WHEN a consumer asks for 100 and acks them
+    got = driver.receive(name, max_messages=100, wait_seconds=0)
     driver.ack(got)
     driver.close()
-    # THEN it got all 30 from three full receives and deleted them in three batches, never one by one
-    assert sorted(m.body["n"] for m in got) == list(range(30))
-    assert calls.made == {"ReceiveMessage": 3, "DeleteMessageBatch": 3}
+    # THEN it got each body as a message of its own from one receive, deleted in one batch
+    assert sorted(m.body["n"] for m in got) == list(range(100))
+    assert len({m.message_id for m in got}) == 100
+    assert len({m.receipt for m in got}) == 10
+    assert calls.made == {"ReceiveMessage": 1, "DeleteMessageBatch": 1}
+    assert drain_sqs(client, driver.url(name)) == []
+
+
+def test_a_packed_message_is_deleted_only_once_every_body_is_acked(client):
+    # GIVEN 20 bodies received as packed messages (10 messages of 2)
+    name = f"partial-{uuid.uuid4().hex[:8]}"
+    make_sqs_queue(client, name)
+    driver = sqs.SqsDriver(client)
+    driver.publish(name, [{"n": n} for n in range(20)])
+    got = driver.receive(name, max_messages=20, wait_seconds=0, visibility_seconds=1)
+    assert sorted(m.body["n"] for m in got) == list(range(20))
+    # WHEN all but one body are acked (say a task still running when its worker died)
+    kept = got[0]
+    driver.ack([m for m in got if m is not kept])
+    # THEN after the visibility the message holding that body comes back whole, and only it
+    time.sleep(1.2)
+    again = driver.receive(name, max_messages=20, wait_seconds=0)
+    siblings = [m for m in got if m.receipt == kept.receipt]
+    assert sorted(m.body["n"] for m in again) == sorted(m.body["n"] for m in siblings)
+    assert {m.receive_count for m in again} == {2}
+    # AND once those are acked the queue is empty (the other message went at the first ack)
+    driver.ack(again)
+    driver.close()
+    assert drain_sqs(client, driver.url(name)) == []
+
+
+def test_acking_a_body_of_an_expired_packed_delivery_deletes_nothing(client):
+    # GIVEN a packed message whose visibility ran out while one of its bodies was still being worked on,
+    # and which another consumer received meanwhile
+    name = f"expired-{uuid.uuid4().hex[:8]}"
+    make_sqs_queue(client, name)
+    driver, other = sqs.SqsDriver(client), sqs.SqsDriver(client)
+    driver.publish(name, [{"n": n} for n in range(20)])
+    got = driver.receive(name, max_messages=20, wait_seconds=0, visibility_seconds=1)
+    late = got[0]
+    driver.ack([m for m in got if m is not late])
+    time.sleep(1.2)
+    again = other.receive(name, max_messages=20, wait_seconds=0, visibility_seconds=30)
+    assert sorted(m.body["n"] for m in again) == sorted(m.body["n"] for m in got if m.receipt == late.receipt)
+    assert driver.receive(name, wait_seconds=0) == []  # its next receive forgets the expired delivery
+    # WHEN the late body is acked
+    calls = SqsCalls(client)
+    driver.ack([late])
+    # THEN nothing is deleted (that ack cannot know what the other consumer still holds)
+    assert calls.made == {}
+    # AND the other consumer's delivery stays usable: its acks empty the queue
+    other.ack(again)
+    driver.close()
+    other.close()
+    assert drain_sqs(client, driver.url(name)) == []
+
+
+def test_bodies_received_over_max_messages_are_given_back_once(client):
+    # GIVEN 100 bodies in packed messages of 10
+    name = f"surplus-{uuid.uuid4().hex[:8]}"
+    make_sqs_queue(client, name)
+    driver = sqs.SqsDriver(client)
+    driver.publish(name, [{"n": n} for n in range(100)])
+    # WHEN consumers take 3 at a time, acking nothing until the end
+    seen: list = []
+    for _ in range(100):
+        got = driver.receive(name, max_messages=3, wait_seconds=0, visibility_seconds=60)
+        assert len(got) <= 3
+        seen += got
+        if len(seen) >= 100:
+            break
+    # THEN every body was handed out exactly once, and acking them empties the queue
+    assert sorted(m.body["n"] for m in seen) == list(range(100))
+    driver.ack(seen)
+    driver.close()
     assert drain_sqs(client, driver.url(name)) == []
 
 
@@ -121,16 +208,41 @@ def test_asking_for_more_than_ten_on_a_quiet_queue_long_polls_once(client):
 
 
 def test_a_rejected_batch_is_reported_by_index_and_the_others_go_out(client):
-    # GIVEN 20 bodies whose second batch of 10 is over what SQS takes per call (1 MiB)
+    # GIVEN 40 bodies whose last two are too large to pack (each travels alone) and together over
+    # what SQS takes per call (1 MiB): they make the second batch
     name = f"part-{uuid.uuid4().hex[:8]}"
     make_sqs_queue(client, name)
     driver = sqs.SqsDriver(client)
-    bodies = [{"n": n, "pad": "x" * (600_000 if n in (12, 13) else 0)} for n in range(20)]
+    bodies = [{"n": n, "pad": "x" * (600_000 if n in (38, 39) else 0)} for n in range(40)]
     # WHEN they are published
     with pytest.raises(errors.PublishError) as caught:
         driver.publish(name, bodies)
     driver.close()
     # THEN the error names exactly the rejected ones, and the first batch arrived
-    assert caught.value.details["indexes"] == list(range(10, 20))
+    assert caught.value.details["indexes"] == [38, 39]
     assert caught.value.details["queue"] == name
-    assert sorted(b["n"] for b in drain_sqs(client, driver.url(name))) == list(range(10))
+    assert sorted(b["n"] for b in drain_sqs(client, driver.url(name))) == list(range(38))
+
+
+def _raw_bodies(client, url: str) -> list:
+    """The SQS messages' bodies as stored (packed ones not unpacked)."""
+    bodies = []
+    while got := client.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages"):
+        bodies += [json.loads(m["Body"]) for m in got]
+    return bodies
+
+
+def test_a_queue_that_feeds_a_function_gets_one_message_per_body(client, moto_url, make_settings):
+    # GIVEN the configured driver, and the sink queue (its Lambda reads SQS's records, not this driver)
+    driver = factory.driver_for(make_settings(queue_driver="sqs", aws_endpoint_url=moto_url))
+    url = make_sqs_queue(client, platform.SINK_QUEUE)
+    client.purge_queue(QueueUrl=url)
+    marker = uuid.uuid4().hex
+    try:
+        # WHEN a backlog of pointers is published to it
+        driver.publish(platform.SINK_QUEUE, [{"batch_id": f"{marker}-{n}"} for n in range(30)])
+    finally:
+        driver.close()
+    # THEN each pointer is an SQS message of its own, as the function expects
+    raw = _raw_bodies(client, url)
+    assert sorted(body["batch_id"] for body in raw) == sorted(f"{marker}-{n}" for n in range(30))

@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from trace_core.dispatcher import models, tasks
 from trace_core.queue import sqs
 
-from tests.integration.queue.conftest import make_sqs_queue, sqs_client
+from tests.integration.queue.conftest import SqsCalls, make_sqs_queue, sqs_client
 from tests.integration.worker.conftest import events, wait_for
 
 pytestmark = pytest.mark.usefixtures("dispatcher_loop")
@@ -63,3 +64,21 @@ def test_a_long_task_keeps_its_message_in_flight_with_heartbeats(create, get_tas
     assert worker.stats["ignored"] == 0
     assert [a["outcome"] for a in attempts(task.task_id)] == ["succeeded"]
     wait_for(lambda: _counts(client, driver, queue_name) == (0, 0))
+
+
+def test_a_backlog_travels_packed_and_every_task_completes_once(db_pool, get_task, attempts, start_worker,
+                                                                 client, driver, queue_name):
+    # GIVEN SQS calls counted from the start, a worker, and 300 tasks created at once
+    calls = SqsCalls(client)
+    worker = start_worker()
+    with db_pool.connection() as conn:
+        made = tasks.create_many(conn, [models.CreateTask(operator="noop", queue=queue_name) for _ in range(300)])
+    # WHEN they drain (the outbox publishes 100 rows at a time: 10 messages of 10 wake-ups)
+    wait_for(lambda: all(get_task(t.task_id).status == "completed" for t in made), timeout=60)
+    # THEN each ran once, and the queue is left empty
+    assert all([a["outcome"] for a in attempts(t.task_id)] == ["succeeded"] for t in made)
+    assert worker.stats["succeeded"] == 300
+    wait_for(lambda: _counts(client, driver, queue_name) == (0, 0))
+    # AND SQS carried them in a few calls: unpacked, 300 wake-ups take 30 sends and 30 deletes
+    assert calls.made["SendMessageBatch"] <= 10
+    assert calls.made["DeleteMessageBatch"] <= 12

@@ -8,12 +8,14 @@ or never (the reaper and the planner recover from the last case).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Protocol, Sequence
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 
 @dataclasses.dataclass(frozen=True)
 class Message:
-    """A received message. ``receipt`` identifies this delivery (SQS receipt handle, pgqueue lease).
+    """A received message. ``receipt`` identifies this delivery (SQS receipt handle, pgqueue lease);
+    bodies SQS carried in one packed message share it (``message_id`` tells them apart).
 
     A body that is not a JSON object arrives as ``body == {}`` with the text as
     received in ``raw`` (so dead-lettering keeps it); ``raw`` is None otherwise.
@@ -34,7 +36,8 @@ class QueueDriver(Protocol):
     def receive(
         self, queue: str, *, max_messages: int = 10, wait_seconds: float = 1.0, visibility_seconds: int = 30
     ) -> list[Message]:
-        """Long-poll up to ``wait_seconds`` for up to ``max_messages``; each stays invisible for ``visibility_seconds``."""
+        """Long-poll up to ``wait_seconds`` for up to ``max_messages`` (never more); each stays invisible for
+        ``visibility_seconds``."""
 
     def ack(self, messages: Sequence[Message]) -> None:
         """Delete delivered messages (a stale receipt is ignored, never an error)."""
