@@ -39,3 +39,15 @@ def test_preloaded_and_names():
     assert not allocator.preloaded("libjemalloc.so.2", {})
     assert allocator.name_of("libjemalloc.so.2") == "jemalloc"
     assert allocator.name_of("/v/cmeel.prefix/lib/libmimalloc.so") == "mimalloc"
+
+
+def test_pyarrow_allocates_through_a_preloaded_malloc_and_keeps_its_pool_without_one():
+    import pyarrow
+
+    before = pyarrow.default_memory_pool()
+    try:
+        assert allocator.route_arrow(None) == before.backend_name
+        assert allocator.route_arrow("/usr/lib/x86_64-linux-gnu/libjemalloc.so.2") == "system"
+        assert pyarrow.default_memory_pool().backend_name == "system"
+    finally:
+        pyarrow.set_memory_pool(before)

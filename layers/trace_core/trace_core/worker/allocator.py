@@ -91,3 +91,19 @@ def apply(setting: str) -> str | None:
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, list(sys.orig_argv), env)
+
+
+def route_arrow(library: str | None) -> str:
+    """Make pyarrow allocate through the process's malloc when one was preloaded; its pool's name.
+
+    pyarrow's default pool is the mimalloc it bundles, which maps fresh huge pages for each Parquet
+    rewrite: under ``perf`` the kernel zeroing them (``clear_page_erms``) was 4-6% of a chain-sync
+    worker's CPU, and the rewrite took 54 ms of CPU per 1,000 blocks against 40 ms through the preloaded
+    jemalloc (docs/benchmarks.md, "Where a Trace worker's CPU goes"). With glibc's malloc (no library),
+    pyarrow keeps its own pool.
+    """
+    import pyarrow  # only processes that run Cryo get here
+
+    if library is not None:
+        pyarrow.set_memory_pool(pyarrow.system_memory_pool())
+    return str(pyarrow.default_memory_pool().backend_name)
