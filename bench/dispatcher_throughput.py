@@ -1,17 +1,40 @@
-"""Dispatcher throughput: Trace (pgqueue and SQS) against PgQueuer 1.6 and procrastinate 3.10 on one Postgres.
+"""Dispatcher throughput: Trace (pgqueue) against PgQueuer 1.6 and procrastinate 3.10 at their defaults.
 
-What is measured, the same way for every system: its workers (1, 2, 4 OS
-processes, default settings) are started and idle; then the producer enqueues
-N no-op jobs in batches of 1,000 and the clock runs until the last one is
-done. tasks/s = N / (last completion - first enqueue). For Trace a job is the
-whole path: create (task + outbox row) -> outbox drainer (the Lite host
-process, woken by NOTIFY) -> QueueDriver publish -> worker receive -> claim
-(lease) -> run `noop` -> complete (fenced) -> ack. Each system gets a fresh
-database on the same server. Also: Trace's wake-up latency (create -> claim)
-at low load, one task every 50 ms.
+    .venv/bin/python -m bench.dispatcher_throughput [--tasks 60000] [--workers 1,2,4] [--rounds 5]
+        [--systems trace,pgqueuer,pgqueuer-b100,procrastinate] [--procrastinate-tasks 5000]
+        [--sqs-tasks 2000] [--latency-tasks 200] [--max-outside 0.10] [--out results.json]
 
-Run: .venv/bin/python -m bench.dispatcher_throughput [--tasks 10000] [--sqs-tasks 2000]
-(needs `pip install -e '.[bench]'`). Results: printed, and as JSON with --out.
+The method is ``bench.method``'s: paired rounds, disturbed rounds excluded, answers checked by content.
+One embedded Postgres (Lite's settings: fsync on) serves every system, a fresh database per round. A
+round of a system: its W worker processes (W = 1, 2, 4) are started and idle, Postgres is checkpointed,
+then the producer (this process) enqueues N no-op jobs in batches of 1,000 and the clock runs from the
+first enqueue until none is left to run (startup is not timed). Per round index and worker count the
+systems run back to back in the order of ``--systems``, reversed on odd rounds (Trace stays next to
+PgQueuer both ways). Systems, each as its users run it:
+
+- ``trace``: the whole Lite path with default settings: ``tasks.create_many`` (task + outbox row) ->
+  the outbox drainer in ``trace-lite host --workers 0`` (woken by NOTIFY) -> the pgqueue driver ->
+  ``trace-lite worker`` processes: receive, claim, run ``noop``, complete. The subject of every ratio.
+- ``pgqueuer``: ``QueueManager.run()`` at its defaults (batch_size 10), psycopg driver,
+  ``Queries.enqueue`` in batches. The headline reference.
+- ``pgqueuer-b100``: the same with ``batch_size=100`` (the stretch figure; the nearest PgQueuer gets to
+  Trace's own claim batches of up to 32 operators + 96 prefetched leases per worker).
+- ``procrastinate``: ``run_worker_async()`` at its defaults (concurrency 1), ``batch_defer_async``. It
+  runs about 15x slower, so it gets ``--procrastinate-tasks`` (its round lasts as long as the others');
+  its pair ratio is of rates (tasks/s), against the same round's Trace run.
+- ``trace-sqs`` (not run by default): Trace on the SQS driver against Lite's moto server, with
+  ``--sqs-tasks``; reported as tasks/s and CPU per 1,000 jobs (Trace's own processes apart from moto's),
+  in no ratio.
+
+Every round records the CPU of what it started (Postgres, the system's processes, moto, this process)
+and of the whole machine; a round with more than ``--max-outside`` of the machine used elsewhere is
+excluded with its pair. The figure per worker count and reference is the median of the pair ratios
+(reference seconds / Trace seconds: above 1, Trace is faster) with min, max and the number of pairs.
+Each job carries its index; a round counts only if every job ran exactly once (the multiset of what
+started and of what finished is compared with what was enqueued, by key hash, not by count).
+Then each system's wake-up latency at low load, the same way for all: one idle worker, one job every
+50 ms, create -> start from the database's clock (Trace: ``claimed_at - created_at``; PgQueuer: its
+log's ``picked`` - ``queued``; procrastinate: its events' ``started`` - ``deferred``).
 """
 
 from __future__ import annotations
@@ -19,6 +42,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -28,127 +52,179 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import boto3
 import psycopg
 from psycopg import sql
-from trace_core.db import migrate
-from trace_core.dispatcher import models, tasks
-from trace_core.lite import moto, postgres, procs
+
+from bench import method
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH = 1000
+SUBJECT = "trace"
+# System -> what it is, as the report names it.
+SYSTEMS = {
+    "trace": "Trace (pgqueue), its defaults",
+    "pgqueuer": "PgQueuer 1.6, its defaults (batch_size 10)",
+    "pgqueuer-b100": "PgQueuer 1.6, batch_size 100 (stretch)",
+    "procrastinate": "procrastinate 3.10, its defaults (concurrency 1)",
+    "trace-sqs": "Trace (SQS driver, Lite's moto server)",
+}
+PEER_BATCH = {"pgqueuer": None, "pgqueuer-b100": 100}  # None: PgQueuer's default
+
+
+# ---------------------------------------------------------------- pure helpers
+def parse_systems(text: str) -> list[str]:
+    """``--systems``: known names, no repeats, and ``trace`` among them (every ratio is against it)."""
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = [s for s in names if s not in SYSTEMS]
+    if unknown:
+        raise ValueError(f"unknown system(s) {unknown}; choose from {sorted(SYSTEMS)}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"a system is named twice in {names}")
+    if SUBJECT not in names:
+        raise ValueError(f"{SUBJECT!r} must be among the systems: every ratio is against it")
+    return names
+
+
+def parse_workers(text: str) -> list[int]:
+    try:
+        counts = [int(w) for w in text.split(",")]
+    except ValueError:
+        raise ValueError(f"worker counts are integers separated by commas, got {text!r}") from None
+    if not counts or any(w < 1 for w in counts):
+        raise ValueError(f"worker counts must be at least 1, got {text!r}")
+    return counts
+
+
+def side(system: str, workers: int) -> str:
+    return f"{system}:w{workers}"
+
+
+def plan(rounds: int, worker_counts: Sequence[int], systems: Sequence[str]) -> list[tuple[int, int, str]]:
+    """``(round index, workers, system)`` in the order they run: per round and worker count, ``systems`` as
+    given on even rounds and reversed on odd ones (``method.order``)."""
+    return [(index, w, system) for index in range(rounds) for w in worker_counts
+            for system in method.order(index, systems)]
+
+
+def exactly_once(expected: Iterable[Any], started: Iterable[Any], finished: Iterable[Any]) -> list[str]:
+    """What is wrong with a round's runs: each expected job must have started once and finished once.
+
+    Compared as multisets by ``method.digest`` (count and key hash), then the differences named.
+    """
+    want = Counter(expected)
+    problems = []
+    for what, got in (("started", Counter(started)), ("finished", Counter(finished))):
+        if method.digest(sum(got.values()), {}, got.elements()) == method.digest(sum(want.values()), {},
+                                                                                   want.elements()):
+            continue
+        never = sorted((k for k in want if got[k] < want[k]), key=repr)
+        twice = sorted((k for k in want if got[k] > want[k]), key=repr)
+        stray = sorted((k for k in got if k not in want), key=repr)
+        for label, keys in ((f"never {what}", never), (f"{what} more than once", twice),
+                            (f"{what} but not enqueued", stray)):
+            if keys:
+                problems.append(f"{len(keys)} {label} (e.g. {keys[:3]})")
+    return problems
+
+
+def rate_scaled(r: method.Round, tasks: int) -> method.Round:
+    """``r`` as if it had run ``tasks`` jobs at its measured rate (its seconds scaled; window and CPU kept,
+    so the outside-load rule reads it as it ran): pairs rounds of different sizes by tasks/s."""
+    if r.extra["tasks"] == tasks:
+        return r
+    return dataclasses.replace(r, seconds=r.seconds * tasks / r.extra["tasks"], window_s=r.window)
+
+
+def comparisons(rounds: Sequence[method.Round], worker_counts: Sequence[int], references: Sequence[str],
+                rule: method.Rule) -> list[dict[str, Any]]:
+    """Per worker count and reference: every pair (ratio; why excluded), the summary, each side's tasks/s.
+
+    Pairs of different sizes (procrastinate, SQS) compare rates: the reference round scaled to Trace's size.
+    """
+    out = []
+    for w in worker_counts:
+        subject = [r for r in rounds if r.side == side(SUBJECT, w)]
+        by_index = {r.index: r for r in subject}
+        for ref in references:
+            theirs = [rate_scaled(r, by_index[r.index].extra["tasks"]) if r.index in by_index else r
+                      for r in rounds if r.side == side(ref, w)]
+            if not theirs:
+                continue
+            pairs = method.pair_rounds([*theirs, *subject], side(ref, w), side(SUBJECT, w))
+            s = method.summary(pairs, rule)
+            out.append({"workers": w, "reference": ref, "summary": s.as_dict(), "text": str(s),
+                        "pairs": [{"round": p.subject.index, "ratio": round(p.ratio, 3),
+                                   "reference_per_s": round(p.reference.extra["tasks_per_s"]),
+                                   "trace_per_s": round(p.subject.extra["tasks_per_s"]),
+                                   "excluded": p.excluded(rule)} for p in pairs]})
+    return out
+
+
+def percentiles(ms: Sequence[float]) -> dict[str, Any]:
+    """p50, p99 and max of latency samples (nearest rank)."""
+    if not ms:
+        raise ValueError("no latency samples")
+    ordered = sorted(ms)
+    return {"samples": len(ordered), "p50_ms": round(statistics.median(ordered), 2),
+            "p99_ms": round(ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))], 2),
+            "max_ms": round(ordered[-1], 2)}
+
+
+def cpu_per_1k(r: method.Round) -> dict[str, int]:
+    """CPU ms per 1,000 jobs of each measured group of a round."""
+    return {group: round(seconds * 1e6 / r.extra["tasks"]) for group, seconds in r.cpu.items()}
 
 
 # ---------------------------------------------------------------- plumbing
 class Server:
-    """One Postgres server for every system; a fresh database per run."""
+    """One embedded Postgres (Lite's settings) for every system; a fresh database per round."""
 
-    def __init__(self, admin_url: str, postmaster: int | None = None) -> None:
-        self.admin_url = admin_url
-        self.postmaster = postmaster  # known for the embedded server: its CPU time is measured
+    def __init__(self, workdir: Path) -> None:
+        from trace_core.lite import postgres, procs
 
-    def cpu_seconds(self) -> float:
-        """CPU used by the server so far: the postmaster, its exited children, and its live backends."""
-        if self.postmaster is None:
-            return float("nan")
-        total = _cpu(self.postmaster, children=True)
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit() and _ppid(int(entry.name)) == self.postmaster:
-                total += _cpu(int(entry.name))
-        return total
+        self._data = workdir / "pg"
+        self.port = procs.free_port()
+        self.postmaster = postgres.start(self._data, self.port)  # fsync on, not the test suite's fast mode
+        self.admin_url = postgres.url(self.port)
+
+    def close(self) -> None:
+        from trace_core.lite import postgres
+
+        postgres.destroy(self._data)
 
     def database(self, prefix: str) -> str:
-        name = f"bench_{prefix}_{uuid.uuid4().hex[:8]}"
+        from trace_core.lite import postgres
+
+        name = f"bench_{prefix.replace('-', '_')}_{uuid.uuid4().hex[:8]}"
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        info = psycopg.conninfo.conninfo_to_dict(self.admin_url)
-        info["dbname"] = name
-        return psycopg.conninfo.make_conninfo(**info)
+        return postgres.url(self.port, name)
 
     def drop(self, url: str) -> None:
-        name = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
+        name = str(psycopg.conninfo.conninfo_to_dict(url)["dbname"])
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
-
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def _stat(pid: int) -> list[str]:
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return []
-    return text[text.rindex(")") + 2:].split()  # fields after "pid (comm)"
-
-
-def _ppid(pid: int) -> int | None:
-    fields = _stat(pid)
-    return int(fields[1]) if fields else None
-
-
-def _cpu(pid: int, children: bool = False) -> float:
-    """utime + stime (all threads) of ``pid``, plus its waited-for children's if asked, in seconds."""
-    fields = _stat(pid)
-    if not fields:
-        return 0.0
-    ticks = int(fields[11]) + int(fields[12]) + ((int(fields[13]) + int(fields[14])) if children else 0)
-    return ticks / _TICK
-
-
-@contextlib.contextmanager
-def embedded_server(workdir: Path) -> Iterator[Server]:
-    data = workdir / "pg"
-    port = procs.free_port()
-    postmaster = postgres.start(data, port)  # Lite's defaults (fsync on), not the test suite's fast mode
-    try:
-        yield Server(postgres.url(port), postmaster)
-    finally:
-        postgres.destroy(data)
-
-
-class CpuMeter:
-    """CPU seconds the server, the system's own processes and any ``others`` used between start() and stop().
-
-    ``roles`` names a role for some of the own processes (``host``, ``workers``) to report apart;
-    ``others`` are measured but not the system's own (moto server beside Trace on SQS).
-    """
-
-    def __init__(self, server: Server, pids: list[int], *, roles: dict[str, list[int]] | None = None,
-                 others: dict[str, int] | None = None) -> None:
-        self.server, self.pids = server, pids
-        self.roles, self.others = roles or {}, others or {}
-
-    def start(self) -> None:
-        self._pg = self.server.cpu_seconds()
-        self._each = {p: _cpu(p) for p in [*self.pids, *self.others.values()]}
-
-    def stop(self, n: int) -> dict[str, Any]:
-        pg = self.server.cpu_seconds() - self._pg
-        used = {p: _cpu(p) - before for p, before in self._each.items()}
-        per_1k = 1e6 / n
-        out: dict[str, Any] = {"cpu_ms_per_1k_postgres": pg * per_1k,
-                               "cpu_ms_per_1k_processes": sum(used[p] for p in self.pids) * per_1k,
-                               "cpu_ms_per_1k_by_pid": {str(p): round(used[p] * per_1k) for p in self.pids}}
-        for role, pids in self.roles.items():
-            out[f"cpu_ms_per_1k_{role}"] = sum(used[p] for p in pids) * per_1k
-        for name, pid in self.others.items():
-            out[f"cpu_ms_per_1k_{name}"] = used[pid] * per_1k
-        return out
+    def checkpoint(self) -> None:
+        """Flush the previous round's writes now, not during this round's clock."""
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute("CHECKPOINT")
 
 
 @contextlib.contextmanager
 def children(logs: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
-    """Factory for child processes, each in its own session; all stopped on exit."""
+    """Factory for child processes, each in its own session and log; all stopped on exit."""
+    from trace_core.lite import procs
+
     started: list[subprocess.Popen[bytes]] = []
 
     def spawn(name: str, cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-        # One log per process: a later round's readiness wait must not find an earlier round's "ready".
-        log = logs / f"{name}.{len(started)}.log"
+        log = logs / f"{name}.{len(started)}.log"  # a later round must not find an earlier round's "ready"
         proc = procs.spawn(cmd, log, env={"PYTHONPATH": str(ROOT), **(env or {})})
         proc.log = log  # type: ignore[attr-defined]
         started.append(proc)
@@ -158,39 +234,89 @@ def children(logs: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
         yield spawn
     finally:
         for proc in started:
-            procs.stop(proc.pid, timeout=20)
+            if proc.poll() is None:
+                procs.stop(proc.pid, timeout=20)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=5)
 
 
+def stop_all(pool: Sequence[subprocess.Popen[bytes]]) -> None:
+    from trace_core.lite import procs
+
+    for proc in pool:
+        procs.stop(proc.pid, timeout=20)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
+
+
 def wait_ready(proc: subprocess.Popen[bytes], marker: str, timeout: float = 90) -> None:
+    from trace_core.lite import procs
+
     log: Path = proc.log  # type: ignore[attr-defined]
     procs.wait_until(log.stem, lambda: marker in log.read_text(errors="replace"), proc=proc, log=log,
                      timeout=timeout)
 
 
-def until_done(url: str, count_sql: str, n: int, timeout: float) -> float:
-    """Poll ``count_sql`` every 20 ms until it reaches ``n``; returns the monotonic time it did."""
+def until_none_left(url: str, left_sql: str, timeout: float, pool: Sequence[subprocess.Popen[bytes]]) -> float:
+    """Poll ``left_sql`` (true while a job is left to run; an index-only EXISTS, cheap beside a count) every
+    20 ms until it is false; returns the monotonic time it was."""
     deadline = time.monotonic() + timeout
     with psycopg.connect(url, autocommit=True) as conn:
         while time.monotonic() < deadline:
-            if conn.execute(count_sql).fetchone()[0] >= n:  # type: ignore[index]
+            if not conn.execute(left_sql).fetchone()[0]:  # type: ignore[index]
                 return time.monotonic()
+            if any(p.poll() is not None for p in pool):
+                raise RuntimeError(f"a worker exited during the round: see {[p.log for p in pool]}")  # type: ignore[attr-defined]
             time.sleep(0.02)
-    raise TimeoutError(f"not done within {timeout:.0f}s ({count_sql})")
+    raise TimeoutError(f"jobs still left after {timeout:.0f}s ({left_sql})")
+
+
+@dataclasses.dataclass
+class Ctx:
+    server: Server
+    spawn: Callable[..., subprocess.Popen[bytes]]
+    workdir: Path
+    moto_url: str
+    moto_pid: int
+    timeout: float
+
+
+def measured_round(ctx: Ctx, system: str, index: int, workers: int, n: int, groups: dict[str, list[int]],
+                   enqueue: Callable[[], list[Any]], left_sql: str, url: str,
+                   pool: Sequence[subprocess.Popen[bytes]], began: float) -> tuple[method.Round, list[Any]]:
+    """The timed part shared by every system: checkpoint, meter, enqueue, wait until none is left."""
+    ctx.server.checkpoint()
+    all_groups = {"postgres": [ctx.server.postmaster], "moto": [ctx.moto_pid], "bench": [os.getpid()], **groups}
+    meter = method.Meter(all_groups, shallow=("bench",)).start()
+    started = time.monotonic()
+    expected = enqueue()
+    enqueued = time.monotonic()
+    done = until_none_left(url, left_sql, ctx.timeout, pool)
+    window, cpu, machine = meter.stop()
+    seconds = done - started
+    extra = {"system": system, "workers": workers, "tasks": n, "tasks_per_s": round(n / seconds, 1),
+             "enqueue_s": round(enqueued - started, 3), "startup_s": round(started - began, 2)}
+    return method.Round(side(system, workers), index, seconds, cpu=cpu, machine_cpu=machine,
+                        cores=os.cpu_count() or 1, window_s=window, extra=extra), expected
+
+
+def checked(r: method.Round, problems: list[str]) -> method.Round:
+    if problems:
+        raise RuntimeError(f"{r.side} round {r.index}: not every job ran exactly once: " + "; ".join(problems))
+    return dataclasses.replace(r, extra={**r.extra, "checked": "every job started and finished exactly once"})
 
 
 # ---------------------------------------------------------------- Trace
-def trace_env(url: str, queue: str, driver: str, moto_url: str | None, home: Path) -> dict[str, str]:
-    env = {"TRACE_DATABASE_URL": url, "TRACE_TASK_QUEUE": queue, "TRACE_QUEUE_DRIVER": driver,
-           "TRACE_HOME": str(home)}
-    if moto_url:
-        env |= {"AWS_ENDPOINT_URL": moto_url, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
-                "AWS_DEFAULT_REGION": "us-east-1"}
-    return env
+def trace_env(url: str, queue: str, driver: str, moto_url: str, home: Path) -> dict[str, str]:
+    # Lite refuses to start without a local AWS endpoint (never falls back to AWS), on pgqueue too.
+    return {"TRACE_DATABASE_URL": url, "TRACE_TASK_QUEUE": queue, "TRACE_QUEUE_DRIVER": driver,
+            "TRACE_HOME": str(home), "AWS_ENDPOINT_URL": moto_url, "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
 def make_sqs_queue(moto_url: str, name: str) -> None:
+    import boto3
+
     client = boto3.client("sqs", endpoint_url=moto_url, region_name="us-east-1",
                           aws_access_key_id="bench", aws_secret_access_key="bench")
     dlq = client.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
@@ -200,79 +326,78 @@ def make_sqs_queue(moto_url: str, name: str) -> None:
         "RedrivePolicy": json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": "5"})})
 
 
-def create_tasks(url: str, queue: str, n: int, batch: int = BATCH) -> None:
-    with psycopg.connect(url, row_factory=psycopg.rows.dict_row) as conn:
+def create_tasks(url: str, queue: str, n: int, batch: int = BATCH) -> list[int]:
+    from trace_core.dispatcher import models, tasks
+
+    with psycopg.connect(url, autocommit=True) as conn:
         for start in range(0, n, batch):
-            tasks.create_many(conn, [models.CreateTask(operator="noop", queue=queue)
-                                     for _ in range(min(batch, n - start))])
+            tasks.create_many(conn, [models.CreateTask(operator="noop", queue=queue, payload={"i": i})
+                                     for i in range(start, min(n, start + batch))])
+    return list(range(n))
 
 
-def run_trace(server: Server, spawn: Callable[..., Any], *, driver: str, workers: int, n: int,
-              moto_url: str | None, workdir: Path, moto_pid: int | None = None) -> dict[str, Any]:
-    url = server.database(f"trace_{driver}")
+# Scalar subqueries in the partial indexes' order (an EXISTS drops ORDER BY and LIMIT, and its plan, a
+# sequential scan, reads the whole table once few tasks are left: the poll then costs more than the work).
+TRACE_LEFT = ("SELECT (SELECT 1 FROM state.tasks WHERE status = 'queued' ORDER BY not_before, task_id LIMIT 1) "
+              "IS NOT NULL OR (SELECT 1 FROM state.tasks WHERE status = 'running' ORDER BY lease_expires_at "
+              "LIMIT 1) IS NOT NULL")
+TRACE_RUNS = ("SELECT (t.payload->>'i')::int, a.outcome = 'succeeded' AND t.status = 'completed' "
+              "FROM state.task_attempts a JOIN state.tasks t USING (task_id)")  # one row per attempt
+
+
+@contextlib.contextmanager
+def trace_platform(ctx: Ctx, driver: str, workers: int, label: str) -> Iterator[dict[str, Any]]:
+    from trace_core.db import migrate
+
+    url = ctx.server.database(label)
     migrate.apply(url)
     queue = f"bench-{uuid.uuid4().hex[:8]}"
     if driver == "sqs":
-        assert moto_url
-        make_sqs_queue(moto_url, queue)
-    env = trace_env(url, queue, driver, moto_url, workdir / "home")
+        make_sqs_queue(ctx.moto_url, queue)
+    env = trace_env(url, queue, driver, ctx.moto_url, ctx.workdir / "home")
     cli = [sys.executable, "-m", "trace_core.cli"]
-    host = spawn(f"trace-{driver}-{workers}-host", [*cli, "host", "--workers", "0", "--port", "0"], env)
-    pool = [spawn(f"trace-{driver}-{workers}-worker{i}", [*cli, "worker", "--queue", queue], env)
-            for i in range(workers)]
-    wait_ready(host, "host ready")
-    for proc in pool:
-        wait_ready(proc, " ready: ")
-    workers_pids = [p.pid for p in pool]
-    meter = CpuMeter(server, [host.pid, *workers_pids], roles={"host": [host.pid], "workers": workers_pids},
-                     others={"moto": moto_pid} if moto_pid else None)
-    meter.start()
-    started = time.monotonic()
-    create_tasks(url, queue, n)
-    created = time.monotonic()
-    done = until_done(url, "SELECT count(*) FROM state.tasks WHERE status = 'completed'", n, timeout=600)
-    cpu = meter.stop(n)
-    with psycopg.connect(url) as conn:
-        attempts = conn.execute("SELECT count(*), count(*) FILTER (WHERE outcome = 'succeeded') "
-                                "FROM state.task_attempts").fetchone()
-    for proc in [host, *pool]:
-        procs.stop(proc.pid, timeout=20)
-    server.drop(url)
-    return {"system": f"trace-{driver}", "workers": workers, "tasks": n, "seconds": done - started,
-            "tasks_per_s": n / (done - started), "enqueue_s": created - started,
-            "attempts": attempts[0], "succeeded": attempts[1], **cpu}  # type: ignore[index]
+    host = ctx.spawn(f"{label}-host", [*cli, "host", "--workers", "0", "--port", "0"], env)
+    pool = [ctx.spawn(f"{label}-worker{i}", [*cli, "worker", "--queue", queue], env) for i in range(workers)]
+    try:
+        wait_ready(host, "host ready")
+        for proc in pool:
+            wait_ready(proc, " ready: ")
+        yield {"url": url, "queue": queue, "host": host, "pool": pool}
+    finally:
+        stop_all([host, *pool])
+        ctx.server.drop(url)
 
 
-def trace_latency(server: Server, spawn: Callable[..., Any], *, n: int, workdir: Path,
-                  moto_url: str | None) -> dict[str, Any]:
-    """Create one task every 50 ms with one idle worker; create -> claim from the database's clock."""
-    url = server.database("trace_latency")
-    migrate.apply(url)
-    queue = f"lat-{uuid.uuid4().hex[:8]}"
-    env = trace_env(url, queue, "pgqueue", moto_url, workdir / "home")
-    cli = [sys.executable, "-m", "trace_core.cli"]
-    host = spawn("trace-latency-host", [*cli, "host", "--workers", "0", "--port", "0"], env)
-    worker = spawn("trace-latency-worker", [*cli, "worker", "--queue", queue], env)
-    wait_ready(host, "host ready")
-    wait_ready(worker, " ready: ")
-    with psycopg.connect(url, row_factory=psycopg.rows.dict_row) as conn:
-        for _ in range(n):
-            tasks.create(conn, models.CreateTask(operator="noop", queue=queue))
-            time.sleep(0.05)
-    until_done(url, "SELECT count(*) FROM state.tasks WHERE status = 'completed'", n, timeout=60)
-    with psycopg.connect(url) as conn:
-        rows = conn.execute("SELECT extract(epoch FROM a.claimed_at - t.created_at) * 1000 "
-                            "FROM state.tasks t JOIN state.task_attempts a USING (task_id)").fetchall()
-    for proc in (host, worker):
-        procs.stop(proc.pid, timeout=20)
-    server.drop(url)
-    ms = sorted(float(r[0]) for r in rows)
-    return {"system": "trace-pgqueue", "samples": len(ms), "p50_ms": statistics.median(ms),
-            "p99_ms": ms[min(len(ms) - 1, round(0.99 * (len(ms) - 1)))], "max_ms": ms[-1]}
+def run_trace(ctx: Ctx, index: int, *, driver: str, workers: int, n: int) -> method.Round:
+    system = "trace" if driver == "pgqueue" else "trace-sqs"
+    began = time.monotonic()
+    with trace_platform(ctx, driver, workers, f"{system}-w{workers}") as p:
+        groups = {"host": [p["host"].pid], "workers": [w.pid for w in p["pool"]]}
+        r, expected = measured_round(ctx, system, index, workers, n, groups,
+                                     lambda: create_tasks(p["url"], p["queue"], n), TRACE_LEFT, p["url"],
+                                     [p["host"], *p["pool"]], began)
+        with psycopg.connect(p["url"]) as conn:
+            runs = conn.execute(TRACE_RUNS).fetchall()
+    return checked(r, exactly_once(expected, [i for i, _ in runs], [i for i, ok in runs if ok]))
+
+
+def trace_latency(ctx: Ctx, n: int) -> list[float]:
+    from trace_core.dispatcher import models, tasks
+
+    with trace_platform(ctx, "pgqueue", 1, "trace-latency") as p:
+        with psycopg.connect(p["url"], autocommit=True) as conn:
+            for i in range(n):
+                tasks.create(conn, models.CreateTask(operator="noop", queue=p["queue"], payload={"i": i}))
+                time.sleep(0.05)
+        until_none_left(p["url"], TRACE_LEFT, 60, p["pool"])
+        with psycopg.connect(p["url"]) as conn:
+            rows = conn.execute("SELECT extract(epoch FROM a.claimed_at - t.created_at) * 1000 "
+                                "FROM state.tasks t JOIN state.task_attempts a USING (task_id)").fetchall()
+    return [float(r[0]) for r in rows]
 
 
 # ---------------------------------------------------------------- PgQueuer 1.6
-async def _pgqueuer_child(dsn: str) -> None:
+async def _pgqueuer_child(dsn: str, batch_size: int | None) -> None:
     from pgqueuer import PsycopgDriver, Queries, QueueManager
 
     conn = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
@@ -285,7 +410,7 @@ async def _pgqueuer_child(dsn: str) -> None:
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, qm.shutdown.set)
     print("child ready", flush=True)
-    await qm.run()  # default settings (batch_size=10)
+    await (qm.run() if batch_size is None else qm.run(batch_size=batch_size))  # otherwise its defaults
 
 
 async def _pgqueuer_setup(dsn: str) -> None:
@@ -295,45 +420,25 @@ async def _pgqueuer_setup(dsn: str) -> None:
         await Queries(PsycopgDriver(conn)).install()
 
 
-async def _pgqueuer_enqueue(dsn: str, n: int) -> None:
+async def _pgqueuer_enqueue(dsn: str, n: int, batch: int = BATCH, pause: float = 0.0) -> list[Any]:
     from pgqueuer import PsycopgDriver, Queries
 
+    ids: list[Any] = []
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
         queries = Queries(PsycopgDriver(conn))
-        for start in range(0, n, BATCH):
-            size = min(BATCH, n - start)
-            await queries.enqueue(["noop"] * size, [None] * size, [0] * size)
+        for start in range(0, n, batch):
+            size = min(batch, n - start)
+            ids += await queries.enqueue(["noop"] * size, [str(start + k).encode() for k in range(size)],
+                                         [0] * size)
+            if pause:
+                await asyncio.sleep(pause)
+    return ids
 
 
-def run_pgqueuer(server: Server, spawn: Callable[..., Any], *, workers: int, n: int) -> dict[str, Any]:
-    # PgQueuer deletes a job when it finishes (and logs it): done = the queue table is empty again.
-    return _run_peer(server, spawn, "pgqueuer", "pgqueuer-1.6", setup=_pgqueuer_setup, enqueue=_pgqueuer_enqueue,
-                     done_sql=f"SELECT {n} - count(*) FROM pgqueuer", workers=workers, n=n, timeout=600)
-
-
-def _run_peer(server: Server, spawn: Callable[..., Any], peer: str, system: str, *, setup: Callable[[str], Any],
-              enqueue: Callable[[str, int], Any], done_sql: str, workers: int, n: int,
-              timeout: float) -> dict[str, Any]:
-    """One peer's round: its idle worker processes, the enqueue, the clock until ``done_sql`` counts ``n``."""
-    url = server.database(peer)
-    asyncio.run(setup(url))
-    pool = [spawn(f"{peer}-{workers}-worker{i}", [sys.executable, "-m", "bench.dispatcher_throughput",
-                                                  "child", peer, url]) for i in range(workers)]
-    for proc in pool:
-        wait_ready(proc, "child ready")
-    time.sleep(0.5)  # let each worker reach its first dequeue
-    meter = CpuMeter(server, [p.pid for p in pool])
-    meter.start()
-    started = time.monotonic()
-    asyncio.run(enqueue(url, n))
-    created = time.monotonic()
-    done = until_done(url, done_sql, n, timeout=timeout)
-    cpu = meter.stop(n)
-    for proc in pool:
-        procs.stop(proc.pid, timeout=20)
-    server.drop(url)
-    return {"system": system, "workers": workers, "tasks": n, "seconds": done - started,
-            "tasks_per_s": n / (done - started), "enqueue_s": created - started, **cpu}
+PGQUEUER_LEFT = "SELECT EXISTS (SELECT 1 FROM pgqueuer)"  # PgQueuer deletes a job once done (and logs it)
+PGQUEUER_RUNS = "SELECT job_id, status::text FROM pgqueuer_log WHERE status IN ('picked', 'successful')"
+PGQUEUER_LATENCY = ("SELECT extract(epoch FROM p.created - q.created) * 1000 FROM pgqueuer_log q "
+                    "JOIN pgqueuer_log p ON p.job_id = q.job_id AND p.status = 'picked' WHERE q.status = 'queued'")
 
 
 # ---------------------------------------------------------------- procrastinate 3.10
@@ -343,17 +448,17 @@ def _procrastinate_app(dsn: str) -> Any:
     app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=dsn))
 
     @app.task(name="noop")
-    async def noop() -> None:
+    async def noop(i: int) -> None:
         return None
 
     return app, noop
 
 
-async def _procrastinate_child(dsn: str) -> None:
+async def _procrastinate_child(dsn: str, _batch: int | None) -> None:
     app, _ = _procrastinate_app(dsn)
     async with app.open_async():
         print("child ready", flush=True)
-        await app.run_worker_async()  # default settings (concurrency=1); stops on SIGTERM
+        await app.run_worker_async()  # its defaults (concurrency 1); stops on SIGTERM
 
 
 async def _procrastinate_setup(dsn: str) -> None:
@@ -362,131 +467,202 @@ async def _procrastinate_setup(dsn: str) -> None:
         await app.schema_manager.apply_schema_async()
 
 
-async def _procrastinate_enqueue(dsn: str, n: int) -> None:
+async def _procrastinate_enqueue(dsn: str, n: int, batch: int = BATCH, pause: float = 0.0) -> list[Any]:
     app, noop = _procrastinate_app(dsn)
     async with app.open_async():
-        for start in range(0, n, BATCH):
-            await noop.batch_defer_async(*[{} for _ in range(min(BATCH, n - start))])
+        for start in range(0, n, batch):
+            await noop.batch_defer_async(*[{"i": i} for i in range(start, min(n, start + batch))])
+            if pause:
+                await asyncio.sleep(pause)
+    return list(range(n))
 
 
-def run_procrastinate(server: Server, spawn: Callable[..., Any], *, workers: int, n: int) -> dict[str, Any]:
-    return _run_peer(server, spawn, "procrastinate", "procrastinate-3.10", setup=_procrastinate_setup,
-                     enqueue=_procrastinate_enqueue,
-                     done_sql="SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded'",
-                     workers=workers, n=n, timeout=900)
+PROCRASTINATE_LEFT = "SELECT EXISTS (SELECT 1 FROM procrastinate_jobs WHERE status IN ('todo', 'doing'))"
+PROCRASTINATE_RUNS = ("SELECT (j.args->>'i')::int, e.type::text FROM procrastinate_events e JOIN procrastinate_jobs j "
+                      "ON j.id = e.job_id WHERE e.type IN ('started', 'succeeded')")
+PROCRASTINATE_LATENCY = ("SELECT extract(epoch FROM s.at - d.at) * 1000 FROM procrastinate_events d "
+                         "JOIN procrastinate_events s ON s.job_id = d.job_id AND s.type = 'started' "
+                         "WHERE d.type = 'deferred'")
+
+PEERS: dict[str, dict[str, Any]] = {
+    "pgqueuer": {"setup": _pgqueuer_setup, "enqueue": _pgqueuer_enqueue, "left": PGQUEUER_LEFT,
+                 "runs": PGQUEUER_RUNS, "start": "picked", "finish": "successful", "latency": PGQUEUER_LATENCY},
+    "procrastinate": {"setup": _procrastinate_setup, "enqueue": _procrastinate_enqueue, "left": PROCRASTINATE_LEFT,
+                      "runs": PROCRASTINATE_RUNS, "start": "started", "finish": "succeeded",
+                      "latency": PROCRASTINATE_LATENCY},
+}
+
+
+@contextlib.contextmanager
+def peer_platform(ctx: Ctx, system: str, workers: int) -> Iterator[dict[str, Any]]:
+    """A fresh database with ``system``'s schema and ``workers`` idle worker processes."""
+    kind = "procrastinate" if system == "procrastinate" else "pgqueuer"
+    url = ctx.server.database(system)
+    asyncio.run(PEERS[kind]["setup"](url))
+    batch = PEER_BATCH.get(system)
+    pool = [ctx.spawn(f"{system}-w{workers}-worker{i}",
+                      [sys.executable, "-m", "bench.dispatcher_throughput", "child", kind, url,
+                       *(["--batch-size", str(batch)] if batch else [])]) for i in range(workers)]
+    try:
+        for proc in pool:
+            wait_ready(proc, "child ready")
+        time.sleep(0.5)  # let each worker reach its first dequeue (LISTEN)
+        yield {"url": url, "pool": pool, "peer": PEERS[kind]}
+    finally:
+        stop_all(pool)
+        ctx.server.drop(url)
+
+
+def run_peer(ctx: Ctx, system: str, index: int, *, workers: int, n: int) -> method.Round:
+    began = time.monotonic()
+    with peer_platform(ctx, system, workers) as p:
+        peer = p["peer"]
+        r, expected = measured_round(ctx, system, index, workers, n, {"workers": [w.pid for w in p["pool"]]},
+                                     lambda: asyncio.run(peer["enqueue"](p["url"], n)), peer["left"], p["url"],
+                                     p["pool"], began)
+        with psycopg.connect(p["url"]) as conn:
+            runs = conn.execute(peer["runs"]).fetchall()
+    return checked(r, exactly_once(expected, [k for k, s in runs if s == peer["start"]],
+                                   [k for k, s in runs if s == peer["finish"]]))
+
+
+def peer_latency(ctx: Ctx, system: str, n: int) -> list[float]:
+    with peer_platform(ctx, system, 1) as p:
+        asyncio.run(p["peer"]["enqueue"](p["url"], n, batch=1, pause=0.05))
+        until_none_left(p["url"], p["peer"]["left"], 60, p["pool"])
+        with psycopg.connect(p["url"]) as conn:
+            rows = conn.execute(p["peer"]["latency"]).fetchall()
+    return [float(r[0]) for r in rows]
 
 
 # ---------------------------------------------------------------- report
-def report(results: list[dict[str, Any]], latency: dict[str, Any] | None) -> str:
-    lines = ["| system | tasks | 1 worker | 2 workers | 4 workers |", "|---|---|---|---|---|"]
-    systems = list(dict.fromkeys(r["system"] for r in results))
-    table: dict[tuple[str, int], dict[str, Any]] = {}
-    for r in results:  # best round of each (system, workers): the machine is shared and noisy
-        key = (r["system"], r["workers"])
-        if key not in table or r["tasks_per_s"] > table[key]["tasks_per_s"]:
-            table[key] = r
-    for system in systems:
-        cells = [f"{table[(system, w)]['tasks_per_s']:,.0f}/s" if (system, w) in table else "-" for w in (1, 2, 4)]
-        n = next(r["tasks"] for r in results if r["system"] == system)
-        lines.append(f"| {system} | {n:,} | " + " | ".join(cells) + " |")
-    lines += ["", "| workers | trace-pgqueue / faster peer | trace-sqs / faster peer |", "|---|---|---|"]
-    for w in (1, 2, 4):
-        peers = [table[(p, w)]["tasks_per_s"] for p in ("pgqueuer-1.6", "procrastinate-3.10") if (p, w) in table]
-        if not peers:
-            continue
-        best = max(peers)
-        ratio = [f"{table[(s, w)]['tasks_per_s'] / best:.2f}x" if (s, w) in table else "-"
-                 for s in ("trace-pgqueue", "trace-sqs")]
-        lines.append(f"| {w} | {ratio[0]} | {ratio[1]} |")
-    lines += ["", ("| system | workers | CPU ms per 1k tasks: Postgres | its own processes "
-                   "| of which host (drainer) / workers | moto server |"), "|---|---|---|---|---|---|"]
-    for (system, w), r in table.items():
-        split = (f"{r['cpu_ms_per_1k_host']:.0f} / {r['cpu_ms_per_1k_workers']:.0f}"
-                 if "cpu_ms_per_1k_host" in r else "-")
-        moto_ms = f"{r['cpu_ms_per_1k_moto']:.0f}" if "cpu_ms_per_1k_moto" in r else "-"
-        lines.append(f"| {system} | {w} | {r.get('cpu_ms_per_1k_postgres', float('nan')):.0f} | "
-                     f"{r.get('cpu_ms_per_1k_processes', float('nan')):.0f} | {split} | {moto_ms} |")
-    own = {w: table[(s, w)]["cpu_ms_per_1k_processes"] for s in ("trace-pgqueue",) for w in (1, 2, 4)
-           if (s, w) in table}
-    ratios = [f"{w} worker(s) {table[('trace-sqs', w)]['cpu_ms_per_1k_processes'] / own[w]:.2f}x"
-              for w in (1, 2, 4) if ("trace-sqs", w) in table and own.get(w)]
-    if ratios:
-        lines += ["", "Trace's own CPU per task, SQS / pgqueue (moto server not counted): " + ", ".join(ratios)]
-    if latency:
-        lines += ["", (f"Trace wake-up latency (create -> claim, pgqueue, one task every 50 ms, "
-                       f"{latency['samples']} samples): p50 {latency['p50_ms']:.1f} ms, "
-                       f"p99 {latency['p99_ms']:.1f} ms, max {latency['max_ms']:.1f} ms")]
+def _line(r: method.Round, rule: method.Rule) -> str:
+    cpu = " ".join(f"{k}={v}%" for k, v in r.cpu_pct().items() if v)
+    why = rule.reason(r)
+    return (f"round {r.index} {r.side:18s} {r.extra['tasks']:>6} jobs {r.seconds:6.2f}s "
+            f"{r.extra['tasks_per_s']:8.0f}/s  cpu: {cpu}  outside {r.outside_share:.0%} of the machine"
+            f"{'  EXCLUDED' if why else ''}")
+
+
+def report(rounds: Sequence[method.Round], comps: Sequence[dict[str, Any]], latency: dict[str, Any],
+           worker_counts: Sequence[int]) -> str:
+    lines = [("| workers | reference | median of pair ratios (min-max) | pairs counted / excluded | "
+              "every pair ratio (round: ratio; * excluded) | tasks/s, median: reference / Trace |"),
+             "|---|---|---|---|---|---|"]
+    for c in comps:
+        s = c["summary"]
+        figure = f"**{s['median']:.2f}x** ({s['min']:.2f}-{s['max']:.2f})" if s["median"] is not None else "none"
+        every = ", ".join(f"{p['round']}: {p['ratio']:.2f}{'*' if p['excluded'] else ''}" for p in c["pairs"])
+        ref_rate = statistics.median(p["reference_per_s"] for p in c["pairs"])
+        own_rate = statistics.median(p["trace_per_s"] for p in c["pairs"])
+        lines.append(f"| {c['workers']} | {SYSTEMS[c['reference']]} | {figure} | {s['n']} / {s['excluded']} | "
+                     f"{every} | {ref_rate:,.0f} / {own_rate:,.0f} |")
+    excluded = [f"- {c['workers']} worker(s) vs {c['reference']}, round {p['round']}: {'; '.join(p['excluded'])}"
+                for c in comps for p in c["pairs"] if p["excluded"]]
+    lines += ["", "Excluded pairs:", *excluded] if excluded else ["", "Excluded pairs: none"]
+    lines += ["", ("| system | workers | jobs per round | tasks/s, median of rounds | CPU ms per 1,000 jobs, "
+                   "median of rounds: postgres / workers / host / moto / producer (this process) |"),
+              "|---|---|---|---|---|"]
+    for system in dict.fromkeys(r.extra["system"] for r in rounds):
+        for w in worker_counts:
+            mine = [r for r in rounds if r.side == side(system, w)]
+            if mine:
+                per_1k = [cpu_per_1k(r) for r in mine]
+                cells = " / ".join(f"{statistics.median(m.get(g, 0) for m in per_1k):.0f}"
+                                   for g in ("postgres", "workers", "host", "moto", "bench"))
+                rate = statistics.median(r.extra["tasks_per_s"] for r in mine)
+                lines.append(f"| {system} | {w} | {mine[0].extra['tasks']:,} | {rate:,.0f} | {cells} |")
+    for system, lat in latency.items():
+        lines.append(f"\nWake-up latency, {SYSTEMS[system]} (create -> start, one job every 50 ms, one idle "
+                     f"worker, {lat['samples']} samples): p50 {lat['p50_ms']:.1f} ms, p99 {lat['p99_ms']:.1f} ms, "
+                     f"max {lat['max_ms']:.1f} ms")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command")
     child = sub.add_parser("child", help="(internal) a peer's worker process")
     child.add_argument("system", choices=("pgqueuer", "procrastinate"))
     child.add_argument("dsn")
-    parser.add_argument("--tasks", type=int, default=10_000)
-    parser.add_argument("--sqs-tasks", type=int, default=600, help="moto server is slow; fewer tasks for SQS")
-    parser.add_argument("--workers", default="1,2,4")
-    parser.add_argument("--systems", default="trace-pgqueue,pgqueuer,procrastinate,trace-sqs")
-    parser.add_argument("--latency-tasks", type=int, default=200)
-    parser.add_argument("--rounds", type=int, default=2, help="runs per system and worker count; the best counts")
-    parser.add_argument("--database-url", help="an admin URL of an existing server (default: embedded)")
+    child.add_argument("--batch-size", type=int, help="PgQueuer's batch_size (default: its own)")
+    parser.add_argument("--tasks", type=int, default=60_000, help="jobs per round (Trace and PgQueuer)")
+    parser.add_argument("--procrastinate-tasks", type=int, default=5_000,
+                        help="jobs per procrastinate round (about 15x slower; compared by tasks/s)")
+    parser.add_argument("--sqs-tasks", type=int, default=2_000, help="jobs per trace-sqs round (moto is slow)")
+    parser.add_argument("--workers", default="1,2,4", help="worker counts, e.g. 1,2,4")
+    parser.add_argument("--systems", default="pgqueuer,trace,pgqueuer-b100,procrastinate",
+                        help=f"systems in round order, among {','.join(SYSTEMS)} (trace required)")
+    parser.add_argument("--rounds", type=int, default=5, help="pairs per worker count and reference")
+    parser.add_argument("--latency-tasks", type=int, default=200, help="samples per system (0: skip)")
+    parser.add_argument("--max-outside", type=float, default=method.Rule().max_outside_share,
+                        help="exclude a round whose CPU outside the measured processes exceeds this share of the "
+                             "machine (0-1)")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds a round may take")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args(argv)
     if args.command == "child":
         target = _pgqueuer_child if args.system == "pgqueuer" else _procrastinate_child
-        asyncio.run(target(args.dsn))
+        asyncio.run(target(args.dsn, args.batch_size))
         return
+    try:
+        systems, worker_counts = parse_systems(args.systems), parse_workers(args.workers)
+        rule = method.Rule(args.max_outside)
+    except ValueError as exc:
+        parser.error(str(exc))
+    for name in ("tasks", "procrastinate_tasks", "sqs_tasks", "rounds"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')}: expected at least 1, got {getattr(args, name)}")
+    sizes = {"procrastinate": args.procrastinate_tasks, "trace-sqs": args.sqs_tasks}
 
-    worker_counts = [int(w) for w in args.workers.split(",")]
-    systems = args.systems.split(",")
-    results: list[dict[str, Any]] = []
-    latency = None
+    from trace_core.lite import moto, procs
+
+    rounds: list[method.Round] = []
+    latency: dict[str, Any] = {}
+    began = time.monotonic()
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="trace-bench-") as tmp:
         workdir = Path(tmp)
         (workdir / "logs").mkdir()
-        server_cm = (contextlib.nullcontext(Server(args.database_url)) if args.database_url
-                     else embedded_server(workdir))
-        with server_cm as server, children(workdir / "logs") as spawn:
-            moto_proc = None
-            moto_url = None
-            if any(s.startswith("trace-") for s in systems):
-                # Lite refuses to start without a local AWS endpoint (never falls back to AWS): on pgqueue
-                # too, though nothing there calls it. Only the SQS rounds measure its CPU.
-                port = procs.free_port()
-                moto_proc = moto.start(port, workdir / "logs" / "moto.log")
-                moto_url = moto.url(port)
-            try:
-                # Rounds interleave the systems, so a burst of load on the shared machine hits all of them.
-                plan = [(w, s) for w in worker_counts for _ in range(args.rounds) for s in systems]
-                for workers, system in plan:
-                    t0 = time.monotonic()
-                    if system == "trace-pgqueue":
-                        r = run_trace(server, spawn, driver="pgqueue", workers=workers, n=args.tasks,
-                                      moto_url=moto_url, workdir=workdir)
-                    elif system == "trace-sqs":
-                        r = run_trace(server, spawn, driver="sqs", workers=workers, n=args.sqs_tasks,
-                                      moto_url=moto_url, workdir=workdir,
-                                      moto_pid=moto_proc.pid if moto_proc else None)
-                    elif system == "pgqueuer":
-                        r = run_pgqueuer(server, spawn, workers=workers, n=args.tasks)
+        server = Server(workdir)
+        moto_proc = None
+        try:
+            port = procs.free_port()
+            moto_proc = moto.start(port, workdir / "logs" / "moto.log")  # returns once it answers
+            with children(workdir / "logs") as spawn:
+                ctx = Ctx(server, spawn, workdir, moto.url(port), moto_proc.pid, args.timeout)
+                for index, workers, system in plan(args.rounds, worker_counts, systems):
+                    n = sizes.get(system, args.tasks)
+                    if system in ("trace", "trace-sqs"):
+                        r = run_trace(ctx, index, driver="pgqueue" if system == "trace" else "sqs",
+                                      workers=workers, n=n)
                     else:
-                        r = run_procrastinate(server, spawn, workers=workers, n=args.tasks)
-                    r["wall_s"] = time.monotonic() - t0
-                    results.append(r)
-                    print(json.dumps(r), flush=True)
-                if "trace-pgqueue" in systems and args.latency_tasks:
-                    latency = trace_latency(server, spawn, n=args.latency_tasks, workdir=workdir, moto_url=moto_url)
-                    print(json.dumps(latency), flush=True)
-            finally:
-                if moto_proc is not None:
-                    procs.stop(moto_proc.pid)
-    text = report(results, latency)
+                        r = run_peer(ctx, system, index, workers=workers, n=n)
+                    rounds.append(r)
+                    print(_line(r, rule), file=sys.stderr, flush=True)
+                for system in (s for s in systems if s in ("trace", "pgqueuer", "procrastinate")):
+                    if args.latency_tasks:
+                        ms = (trace_latency(ctx, args.latency_tasks) if system == "trace"
+                              else peer_latency(ctx, system, args.latency_tasks))
+                        latency[system] = percentiles(ms)
+                        print(f"latency {system}: {latency[system]}", file=sys.stderr, flush=True)
+        finally:
+            if moto_proc is not None:
+                procs.stop(moto_proc.pid)
+            server.close()
+    comps = comparisons(rounds, worker_counts, [s for s in systems if s not in (SUBJECT, "trace-sqs")], rule)
+    text = report(rounds, comps, latency, worker_counts)
     print(text)
     if args.out:
-        args.out.write_text(json.dumps({"results": results, "latency": latency, "table": text,
-                                        "cpus": os.cpu_count()}, indent=2))
+        args.out.write_text(json.dumps({
+            "settings": {"tasks": args.tasks, "procrastinate_tasks": args.procrastinate_tasks,
+                         "sqs_tasks": args.sqs_tasks, "workers": worker_counts, "systems": systems,
+                         "rounds": args.rounds},
+            "rule": {"max_outside_share": rule.max_outside_share}, "cpus": os.cpu_count(),
+            "load_before": load_before, "load_after": os.getloadavg(),
+            "bench_seconds": round(time.monotonic() - began), "comparisons": comps, "latency": latency,
+            "rounds": [{**r.as_dict(), "cpu_ms_per_1k": cpu_per_1k(r)} for r in rounds], "table": text},
+            indent=2))
 
 
 if __name__ == "__main__":
