@@ -24,8 +24,8 @@ from trace_core.dispatcher import models as task_models
 from trace_core.dispatcher import reaper, tasks
 from trace_core.ingest import errors as ingest_errors
 from trace_core.ingest import extract
-from trace_core.lite import procs
 
+from tests.fixtures import processes
 from tests.integration.ingest import chain as chain_mod
 from tests.integration.ingest.helpers import committed_table, run_attempt
 
@@ -50,26 +50,17 @@ def store(make_s3_store):
 @pytest.fixture
 def spawn_worker(database_url: str, moto_url: str, store, tmp_path: Path) -> Iterator[Callable[..., Any]]:
     """Factory: a real `trace-lite worker` process running cryo_ingest (stopped after the test)."""
-    started: list[subprocess.Popen[bytes]] = []
+    with processes.started(tmp_path) as started:
 
-    def spawn(queue: str) -> subprocess.Popen[bytes]:
-        log = tmp_path / f"worker-{len(started)}.log"
-        env = {**os.environ, "TRACE_DATABASE_URL": database_url, "AWS_ENDPOINT_URL": moto_url,
-               "TRACE_DATASETS_BUCKET": store.bucket,
-               "TRACE_HOME": str(tmp_path / "home"), "TRACE_LEASE_SECONDS": "2"}
-        with open(log, "ab") as out:
-            proc = subprocess.Popen(
+        def spawn(queue: str) -> subprocess.Popen[bytes]:
+            env = {**os.environ, "TRACE_DATABASE_URL": database_url, "AWS_ENDPOINT_URL": moto_url,
+                   "TRACE_DATASETS_BUCKET": store.bucket,
+                   "TRACE_HOME": str(tmp_path / "home"), "TRACE_LEASE_SECONDS": "2"}
+            return started.start(
                 [sys.executable, "-m", "trace_core.cli", "worker", "--queue", queue, "--poll-seconds", "0.2"],
-                stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=env, start_new_session=True)
-        proc.log = log  # type: ignore[attr-defined]
-        started.append(proc)
-        return proc
+                env=env, cwd=REPO)
 
-    yield spawn
-    for proc in started:
-        if proc.poll() is None:
-            procs.stop(proc.pid, timeout=5)
-        proc.wait(timeout=10)
+        yield spawn
 
 
 def test_a_worker_killed_mid_range_is_retried_into_one_committed_version(

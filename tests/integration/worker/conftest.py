@@ -19,10 +19,11 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 from trace_core.db import pool as pool_mod
 from trace_core.dispatcher import models, outbox, reaper, tasks
-from trace_core.lite import procs
 from trace_core.queue import pgqueue
 from trace_core.worker import config as worker_config
 from trace_core.worker import direct, registry, runner
+
+from tests.fixtures import processes
 
 PLUGIN = "tests.integration.worker.operators_plugin"
 REPO = Path(__file__).resolve().parents[3]
@@ -154,23 +155,16 @@ def start_worker(db_pool: ConnectionPool, driver: pgqueue.PgQueueDriver, queue_n
 def spawn_worker(database_url: str, queue_name: str,
                  tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
     """Factory: a real `trace-lite worker` process on this test's queue (killed after the test)."""
-    started: list[subprocess.Popen[bytes]] = []
+    with processes.started(tmp_path) as started:
 
-    def spawn(*args: str, lease_seconds: int = 5, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-        log = tmp_path / f"worker-{len(started)}.log"
-        env = {**os.environ, "TRACE_DATABASE_URL": database_url, "TRACE_OPERATOR_MODULES": PLUGIN,
-               "TRACE_HOME": str(tmp_path / "home"), "TRACE_LEASE_SECONDS": str(lease_seconds), **(env or {})}
-        with open(log, "ab") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "trace_core.cli", "worker", "--queue", queue_name, *args],
-                                    stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=env, start_new_session=True)
-        proc.log = log  # type: ignore[attr-defined]
-        started.append(proc)
-        wait_for(lambda: "ready" in log.read_text() or proc.poll() is not None, timeout=30)
-        assert proc.poll() is None, log.read_text()
-        return proc
+        def spawn(*args: str, lease_seconds: int = 5, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+            env = {**os.environ, "TRACE_DATABASE_URL": database_url, "TRACE_OPERATOR_MODULES": PLUGIN,
+                   "TRACE_HOME": str(tmp_path / "home"), "TRACE_LEASE_SECONDS": str(lease_seconds), **(env or {})}
+            proc = started.start([sys.executable, "-m", "trace_core.cli", "worker", "--queue", queue_name, *args],
+                                 env=env, cwd=REPO)
+            log: Path = proc.log  # type: ignore[attr-defined]
+            wait_for(lambda: "ready" in log.read_text() or proc.poll() is not None, timeout=30)
+            assert proc.poll() is None, log.read_text()
+            return proc
 
-    yield spawn
-    for proc in started:
-        if proc.poll() is None:
-            procs.stop(proc.pid, timeout=5)
-        proc.wait(timeout=10)
+        yield spawn

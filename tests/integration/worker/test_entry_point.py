@@ -15,8 +15,9 @@ import pytest
 from psycopg_pool import ConnectionPool
 from trace_core import platform
 from trace_core.dispatcher import models, tasks
-from trace_core.lite import procs, state
+from trace_core.lite import state
 
+from tests.fixtures import processes
 from tests.integration.worker.conftest import REPO, wait_for
 
 pytestmark = pytest.mark.usefixtures("dispatcher_loop")
@@ -28,23 +29,13 @@ LITE = [sys.executable, "-m", "trace_core.cli", "worker"]
 @pytest.fixture
 def start(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
     """Factory: a worker process started with exactly ``env`` over a clean environment (stopped after the test)."""
-    started: list[subprocess.Popen[bytes]] = []
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("TRACE_", "AWS_", "PG"))}
+    with processes.started(tmp_path) as started:
 
-    def run(command: list[str], **env: str) -> subprocess.Popen[bytes]:
-        log = tmp_path / f"worker-{len(started)}.log"
-        with open(log, "ab") as out:
-            proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
-                                    env={**clean, **env}, start_new_session=True)
-        proc.log = log  # type: ignore[attr-defined]
-        started.append(proc)
-        return proc
+        def run(command: list[str], **env: str) -> subprocess.Popen[bytes]:
+            return started.start(command, env={**clean, **env}, cwd=REPO)
 
-    yield run
-    for proc in started:
-        if proc.poll() is None:
-            procs.stop(proc.pid, timeout=5)
-        proc.wait(timeout=10)
+        yield run
 
 
 def _lines(proc: subprocess.Popen[bytes]) -> list[str]:
