@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,3 +47,23 @@ class QueueDriver(Protocol):
 
     def dead_letter(self, message: Message, reason: str) -> None:
         """Move a message to the queue's dead-letter store now (poison message)."""
+
+
+@runtime_checkable
+class Signals(Protocol):
+    """Wake-ups that carry nothing, for queues whose consumers ask Postgres what is due.
+
+    A worker pool's queue on pgqueue is one (decision 2302): a wake-up there says only "work may be
+    due on this queue"; the worker claims due tasks from ``state.tasks`` itself, so a message row per
+    task (insert, receive, ack) would be three writes that tell it nothing more. Signals may be lost
+    or merged: a waiter wakes at least every ``timeout`` and asks again.
+    """
+
+    def signal_only(self, queue: str) -> bool:
+        """True if ``queue`` carries signals, not messages (``receive`` is refused there)."""
+
+    def signal_mark(self, queue: str) -> int:
+        """A mark to wait from: take it before asking what is due, then wait with it."""
+
+    def wait_for_signal(self, queue: str, mark: int, timeout: float) -> None:
+        """Return once ``queue`` was signalled after ``mark`` was taken, or after ``timeout`` seconds."""

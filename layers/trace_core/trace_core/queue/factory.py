@@ -21,4 +21,10 @@ def driver_for(settings: Settings) -> base.QueueDriver:
             "TRACE_QUEUE_DRIVER=pgqueue needs a database: TRACE_DATABASE_URL is unset",
             variable="TRACE_DATABASE_URL",
         )
-    return pgqueue.PgQueueDriver(pool.get(conninfo.resolve(settings), max_size=settings.db_pool_max))
+    # Worker pools claim due tasks from Postgres themselves: on pgqueue their queues, and the configured
+    # task queue (TRACE_TASK_QUEUE), carry signals only (decision 2302). SQS keeps a message per wake-up,
+    # since there the message is what wakes a worker.
+    signals = {worker_pool.queue for worker_pool in platform.PLATFORM.worker_pools.values()}
+    signals.add(settings.task_queue)
+    return pgqueue.PgQueueDriver(pool.get(conninfo.resolve(settings), max_size=settings.db_pool_max),
+                                 signal_queues=signals)

@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import psycopg
@@ -45,7 +45,8 @@ class PgQueueDriver:
     or a connection string (the driver then owns a small pool). ``max_receives``
     is per queue (a mapping) or for all queues (an int). ``poll_interval``
     bounds every wait, with or without notifications. ``listen=False`` turns
-    LISTEN off (pure polling).
+    LISTEN off (pure polling). ``signal_queues`` carry signals, not messages (:class:`base.Signals`):
+    a publish there writes no row, only the NOTIFY, and ``receive`` is refused.
     """
 
     def __init__(
@@ -55,6 +56,7 @@ class PgQueueDriver:
         max_receives: int | Mapping[str, int] = DEFAULT_MAX_RECEIVES,
         poll_interval: float = 1.0,
         listen: bool = True,
+        signal_queues: Collection[str] = (),
     ) -> None:
         if isinstance(pool_or_conninfo, str):
             self._pool = db_pool.open_pool(pool_or_conninfo, max_size=4, name="trace-pgqueue",
@@ -70,6 +72,7 @@ class PgQueueDriver:
             raise errors.QueueError("poll_interval must be > 0 seconds", field="poll_interval")
         self.poll_interval = poll_interval
         self._listen = listen
+        self._signal_queues = frozenset(signal_queues)
         self._cond = threading.Condition()
         self._generation: dict[str, int] = {}
         self._closed = threading.Event()
@@ -78,6 +81,11 @@ class PgQueueDriver:
     # ------------------------------------------------------------ QueueDriver
     def publish(self, queue: str, bodies: Sequence[dict[str, Any]]) -> None:
         if not bodies:
+            return
+        if queue in self._signal_queues:
+            with self._pool.connection() as conn:
+                conn.execute(_queries()["signal"], {"queue": queue, "channel": CHANNEL})
+            self._wake(queue)
             return
         with self._pool.connection() as conn:
             conn.execute(
@@ -89,6 +97,11 @@ class PgQueueDriver:
     def receive(
         self, queue: str, *, max_messages: int = 10, wait_seconds: float = 1.0, visibility_seconds: int = 30
     ) -> list[base.Message]:
+        if queue in self._signal_queues:
+            raise errors.QueueError(
+                f"queue {queue} carries signals, not messages: its consumers claim due tasks themselves",
+                queue=queue, field="queue",
+            )
         if max_messages < 1:
             raise errors.QueueError(f"max_messages must be >= 1, got {max_messages}", field="max_messages")
         if visibility_seconds < 0:
@@ -152,6 +165,21 @@ class PgQueueDriver:
         ids, receipts = _ids_and_receipts([message])
         with self._pool.connection() as conn:
             conn.execute(_queries()["dead_letter"], {"id": ids[0], "receipt": receipts[0], "reason": reason})
+
+    # ------------------------------------------------------------ Signals
+    def signal_only(self, queue: str) -> bool:
+        return queue in self._signal_queues
+
+    def signal_mark(self, queue: str) -> int:
+        self._ensure_listener()
+        with self._cond:
+            return self._generation.get(queue, 0)
+
+    def wait_for_signal(self, queue: str, mark: int, timeout: float) -> None:
+        if timeout <= 0 or self._closed.is_set():
+            return
+        with self._cond:
+            self._cond.wait_for(functools.partial(self._woken, queue, mark), timeout=min(timeout, self.poll_interval))
 
     # ------------------------------------------------------------ inspection
     def depth(self, queue: str) -> dict[str, int]:

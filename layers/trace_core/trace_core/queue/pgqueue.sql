@@ -10,6 +10,10 @@ WITH inserted AS (
 )
 SELECT count(*) AS published, pg_notify(%(channel)s, %(queue)s) AS notified FROM inserted;
 
+-- name: signal
+-- A signal queue's publish: no row, only the notification (delivered when the transaction commits).
+SELECT pg_notify(%(channel)s, %(queue)s) AS notified;
+
 -- name: receive
 -- Picks visible messages with SKIP LOCKED (concurrent receivers never share
 -- one), buries those already received max_receives times, and delivers the

@@ -7,6 +7,9 @@ Threads, each with one job:
   which); it hands the leases to the executors. When the queue is quiet it
   also polls ``claim_next`` every ``poll_seconds``, so a lost wake-up never
   strands a task;
+  On a queue that carries signals, not messages (a worker pool's queue on
+  pgqueue, decision 2302), it claims up to the free slots with ``claim_next``
+  and waits for the next signal only when fewer tasks were due;
 - ``concurrency`` executor threads run operators (with up to ``prefetch`` more
   leases queued for them while operators finish fast). While they finish very
   fast (``inline_below_seconds``) the receive loop runs them itself, one after
@@ -78,6 +81,8 @@ class Worker:
         self.config = config or config_mod.WorkerConfig()
         self._client = dispatcher
         self._driver = driver
+        # A queue that carries signals, not messages: the worker claims what is due when signalled.
+        self._signals = driver if isinstance(driver, base.Signals) and driver.signal_only(self.config.queue) else None
         # The operators it runs (default: every platform operator and those of TRACE_OPERATOR_MODULES).
         self._registry = registry or registry_mod.for_pool(extra_modules=settings.operator_modules)
         self._ports = ports.WorkerPorts(settings, dispatcher)
@@ -106,6 +111,10 @@ class Worker:
                 if free == 0:
                     continue
                 try:
+                    if self._signals is not None:
+                        self._claim_signalled(self._signals, free if self._fast() else 1)
+                        backoff = 0.1
+                        continue
                     self._flush_acks()
                     messages = self._receive(free if self._fast() else 1)
                     if messages:
@@ -190,6 +199,19 @@ class Worker:
         self.stats["ignored"] += len(spent)
         if not self._client.acks_messages:  # else the claim acked them in its transaction
             self._defer_ack(spent)
+
+    def _claim_signalled(self, signals: base.Signals, limit: int) -> None:
+        """Claim up to ``limit`` due tasks; when fewer were due, wait for a signal (bounded: a lost one costs
+        at most ``receive_wait_seconds``). The mark is taken before the claim, so a task created meanwhile
+        is never waited past."""
+        mark = signals.signal_mark(self.config.queue)
+        leases = self._client.claim_next(
+            worker_id=self.config.worker_id, operators=self._registry.names, queue=self.config.queue,
+            lease_seconds=self.config.lease_seconds, limit=limit,
+        )
+        self._dispatch([self._start(lease, []) for lease in leases])
+        if len(leases) < limit:
+            signals.wait_for_signal(self.config.queue, mark, self.config.receive_wait_seconds)
 
     def _poll(self, free: int) -> None:
         leases = self._client.claim_next(
