@@ -13,7 +13,7 @@ def test_blocks_are_split_by_name_and_comments_kept():
 
 def test_every_pgqueue_query_is_loaded_by_name():
     loaded = queries.load("trace_core.queue", "pgqueue.sql")
-    assert set(loaded) == {"publish", "receive", "ack", "extend", "dead_letter", "depth", "dead"}
+    assert set(loaded) == {"publish", "signal", "receive", "ack", "extend", "dead_letter", "depth", "dead"}
     assert all("-- name:" not in text for text in loaded.values())
 
 
