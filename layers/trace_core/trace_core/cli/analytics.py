@@ -10,15 +10,19 @@ import json
 import sys
 from fractions import Fraction
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from trace_core.analytics import catalog, errors, metrics, results
 from trace_core.cli import context
-from trace_core.lite import analytics as lite_analytics
+
+if TYPE_CHECKING:
+    from trace_core.analytics import results
+
+# trace_core.analytics (pyarrow, sqlglot, the Query Service's client) is imported by the commands that use it:
+# registering them (and `trace-lite --help`) must not pay for it (tests/unit/test_cli_startup.py).
 
 # Piped output (files, CI logs) gets room for 78-digit amounts; a terminal keeps its own width.
 console = Console(width=None if sys.stdout.isatty() else 200)
@@ -33,6 +37,8 @@ def register(root: typer.Typer) -> None:
 
 def parse_params(pairs: list[str] | None) -> dict[str, str]:
     """``["n=5", "token=0x..."]`` -> ``{"n": "5", "token": "0x..."}``; ParameterError on a pair without ``=``."""
+    from trace_core.analytics import errors
+
     out: dict[str, str] = {}
     for pair in pairs or []:
         name, sep, value = pair.partition("=")
@@ -50,6 +56,8 @@ def parse_params(pairs: list[str] | None) -> dict[str, str]:
 @app.command("list")
 def list_analytics() -> None:
     """Show every stored analytic and its parameters."""
+    from trace_core.analytics import catalog
+
     for analytic in catalog.ANALYTICS:
         console.print(f"[bold]{analytic.name}[/bold]: {analytic.description}")
         console.print(f"  reads: {analytic.relation}")
@@ -59,6 +67,8 @@ def list_analytics() -> None:
 
 
 def _shown(column: results.Column, value: Any) -> str:
+    from trace_core.analytics import metrics, results
+
     if value is None:
         return ""
     if column.kind == "ratio":
@@ -109,6 +119,9 @@ def run(
         "--namespace", help="Dataset namespace, when several chain syncs hold the analytic's dataset.")] = None,
 ) -> None:
     """Run one stored analytic over the synced data."""
+    from trace_core.analytics import errors
+    from trace_core.lite import analytics as lite_analytics
+
     if format not in ("table", "json"):
         raise errors.ParameterError(f"--format {format!r}: expected table or json", field="format",
                                     expected="table or json")

@@ -9,7 +9,6 @@ from rich.console import Console
 
 from trace_core.cli import stack as stack_cli
 from trace_core.datasets import errors as dataset_errors
-from trace_core.lite import durability
 from trace_core.settings import Settings
 
 # Beyond this many, `status` says how many more (the JSON lists them all).
@@ -22,6 +21,8 @@ def register(app: typer.Typer) -> None:
 
 
 def status_section(out: Console, settings: Settings, options: stack_cli.StatusOptions) -> None:
+    from trace_core.lite import durability  # boto3: only `status` pays for it, not every command
+
     if options.job or not settings.database_url:
         return
     try:
@@ -41,6 +42,8 @@ def status_section(out: Console, settings: Settings, options: stack_cli.StatusOp
 
 
 def status_json(settings: Settings, options: stack_cli.StatusOptions) -> dict[str, Any]:
+    from trace_core.lite import durability  # boto3: only `status` pays for it, not every command
+
     if not settings.database_url:
         return {}
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -10,10 +11,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from trace_core import errors, redact
-from trace_core.chain import artifacts, seeder
-from trace_core.chain import info as chain_info
 from trace_core.cli import context
 from trace_core.lite import anvil
+
+if TYPE_CHECKING:
+    from trace_core.chain import info as chain_info
+
+# trace_core.chain (eth_abi, httpx, the seeder) is imported by the commands that use it: registering them
+# (and `trace-lite --help`) must not pay for it (tests/unit/test_cli_startup.py).
 
 console = Console()
 
@@ -34,6 +39,9 @@ def seed(
     blocks: int = typer.Option(DEFAULT_BLOCKS, "--blocks", min=10, help="Blocks to mine after genesis."),
 ) -> None:
     """Deploy the token and the staking contract on the Lite chain and mine deterministic activity."""
+    from trace_core.chain import info as chain_info
+    from trace_core.chain import seeder
+
     settings = context.settings()
     if not settings.rpc_url:
         raise errors.ComponentError(
@@ -60,6 +68,8 @@ def seed(
 
 def show() -> None:
     """Print the seeded chain recorded in <TRACE_HOME>/chain.json."""
+    from trace_core.chain import info as chain_info
+
     console.print(_table(chain_info.read(context.settings().home)))
 
 
@@ -67,6 +77,8 @@ def compile_contracts(
     check: bool = typer.Option(False, "--check", help="Fail if the committed artifacts differ from a fresh compile."),
 ) -> None:
     """Recompile contracts/*.sol with the pinned solcjs and rewrite contracts/artifacts.json."""
+    from trace_core.chain import artifacts
+
     fresh = artifacts.compile_sources(anvil.project_root())
     if check:
         if artifacts.render(fresh) != artifacts.ARTIFACTS_FILE.read_text():

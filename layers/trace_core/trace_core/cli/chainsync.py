@@ -17,12 +17,12 @@ from rich.live import Live
 from rich.table import Table
 
 from trace_core import redact
-from trace_core.chainsync import chain_reader, jobs
-from trace_core.chainsync import spec as spec_mod
 from trace_core.cli import context
 from trace_core.cli import stack as stack_cli
-from trace_core.lite import durability
 from trace_core.settings import Settings
+
+# trace_core.chainsync (httpx, yaml) and trace_core.lite.durability (boto3) are imported by the commands that
+# use them: registering them (and `trace-lite --help`) must not pay for it (tests/unit/test_cli_startup.py).
 
 console = Console()
 chain_sync_app = typer.Typer(no_args_is_help=True, help="Pause and resume chain_sync jobs.")
@@ -48,6 +48,10 @@ def apply(
 
     Every RPC URL of the pool must answer eth_chainId with the spec's chain_id.
     """
+    from trace_core.chainsync import chain_reader, jobs
+    from trace_core.chainsync import spec as spec_mod
+    from trace_core.lite import durability
+
     settings = context.settings()
     environ = dict(os.environ)
     if settings.rpc_url:
@@ -66,6 +70,8 @@ def apply(
 @chain_sync_app.command()
 def pause(name: str) -> None:
     """Stop scheduling new ranges for a job (running ranges finish)."""
+    from trace_core.chainsync import jobs
+
     with _connect() as conn:
         changed = jobs.set_paused(conn, name, True)
     console.print(f"job {name}: {'paused' if changed else 'already paused or completed'}")
@@ -74,6 +80,8 @@ def pause(name: str) -> None:
 @chain_sync_app.command()
 def resume(name: str) -> None:
     """Resume a paused job."""
+    from trace_core.chainsync import jobs
+
     with _connect() as conn:
         changed = jobs.set_paused(conn, name, False)
     console.print(f"job {name}: {'resumed' if changed else 'already active or completed'}")
@@ -81,6 +89,8 @@ def resume(name: str) -> None:
 
 def datasets(job: str | None = typer.Option(None, "--job", help="Only this job's datasets.")) -> None:
     """List the committed dataset versions queries can see."""
+    from trace_core.chainsync import jobs
+
     with _connect() as conn:
         job_id = jobs.find(conn, job)["job_id"] if job else None
         rows = jobs.visible_versions(conn, job_id)
@@ -100,6 +110,8 @@ def _eta(seconds: float | None) -> str:
 
 
 def _progress_table(conn: psycopg.Connection[Any], name: str) -> tuple[Table, bool]:
+    from trace_core.chainsync import jobs
+
     job, streams = jobs.progress(conn, name)
     table = Table(title=f"chain_sync {name}: {job['status']}")
     for column in ("dataset", "cursor", "target", "done", "queued", "running", "committed", "failed",
@@ -118,6 +130,8 @@ def _progress_table(conn: psycopg.Connection[Any], name: str) -> tuple[Table, bo
 
 
 def _plain_lines(conn: psycopg.Connection[Any], name: str) -> None:
+    from trace_core.chainsync import jobs
+
     job, streams = jobs.progress(conn, name)
     print(f"job {name}: {job['status']}")
     for s in streams:
@@ -129,6 +143,8 @@ def _plain_lines(conn: psycopg.Connection[Any], name: str) -> None:
 
 def status_json(settings: Settings, options: stack_cli.StatusOptions) -> dict[str, Any]:
     """`status --json`'s ``jobs``: each chain_sync job's status and its streams' progress."""
+    from trace_core.chainsync import jobs
+
     with _connect(settings) as conn:
         names = [options.job] if options.job else [j["name"] for j in jobs.list_jobs(conn)]
         found = [jobs.progress(conn, name) for name in names]
@@ -139,6 +155,8 @@ def status_json(settings: Settings, options: stack_cli.StatusOptions) -> dict[st
 
 
 def status_section(out: Console, settings: Settings, options: stack_cli.StatusOptions) -> None:
+    from trace_core.chainsync import jobs
+
     if not settings.database_url:
         return
     with _connect(settings) as conn:

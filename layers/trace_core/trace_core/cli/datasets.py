@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
 import psycopg
 import typer
 from psycopg.rows import dict_row
 from rich.console import Console
 
-from trace_core import aws
 from trace_core.cli import context
-from trace_core.datasets import cleanup, commit, objectstore
+
+if TYPE_CHECKING:
+    from trace_core.datasets import objectstore
+
+# trace_core.aws (boto3) and trace_core.datasets.commit (pyarrow) are imported by the commands that use them:
+# registering them (and `trace-lite --help`) must not pay for it (tests/unit/test_cli_startup.py).
 
 console = Console()
 
@@ -22,6 +27,9 @@ def register(app: typer.Typer) -> None:
 
 
 def _store() -> objectstore.S3ObjectStore:
+    from trace_core import aws
+    from trace_core.datasets import objectstore
+
     settings = context.settings()
     return objectstore.S3ObjectStore(aws.s3_client(settings), settings.datasets_bucket)
 
@@ -31,6 +39,8 @@ def show_version(
     verify: bool = typer.Option(False, "--verify", help="Check every object's size and sha256 against the manifest."),
 ) -> None:
     """A committed dataset version: its registry row, manifest, and (with --verify) whether S3 matches."""
+    from trace_core.datasets import commit
+
     store = _store()
     with psycopg.connect(context.database_url(), row_factory=dict_row) as conn:
         version, manifest = commit.read_manifest(conn, store, dataset_version)
@@ -54,6 +64,8 @@ def clean_staging(
     older_than_hours: float = typer.Option(24.0, min=0, help="Only prefixes untouched for this long."),
 ) -> None:
     """Delete staging prefixes of finished or unknown attempts (a live attempt's are never touched)."""
+    from trace_core.datasets import cleanup
+
     store = _store()
     with psycopg.connect(context.database_url(), row_factory=dict_row, autocommit=True) as conn:
         report = cleanup.sweep(conn, store, older_than=dt.timedelta(hours=older_than_hours))

@@ -10,24 +10,27 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 import typer
-import yaml
 from psycopg.rows import dict_row
 from rich.console import Console
 from rich.live import Live
 
-from trace_core import chain, errors
-from trace_core.chainsync import chain_reader, jobs
-from trace_core.chainsync import spec as spec_mod
+from trace_core import errors
 from trace_core.cli import analytics as analytics_cli
 from trace_core.cli import chainsync as chainsync_cli
 from trace_core.cli import context
 from trace_core.cli import stack as stack_cli
-from trace_core.lite import analytics as lite_analytics
-from trace_core.lite import anvil, durability, stack
+from trace_core.lite import anvil, stack
+
+if TYPE_CHECKING:
+    from trace_core import chain
+    from trace_core.chainsync import spec as spec_mod
+
+# The chain, chain sync and analytics (eth_abi, httpx, boto3, pyarrow) are imported when the demo runs:
+# registering it (and `trace-lite --help`) must not pay for them (tests/unit/test_cli_startup.py).
 
 # Piped output (CI logs, `| tee`) gets room for the wide progress and analytics tables.
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -40,6 +43,8 @@ def register(app: typer.Typer) -> None:
 
 def _chain(settings: Any, seed: int, blocks: int) -> chain.ChainInfo:
     """The seeded chain on the stack's node: reused when chain.json still describes that node."""
+    from trace_core import chain
+
     try:
         info = chain.read_info(settings.home)
         block = chain.RpcClient(settings.rpc_url).call("eth_getBlockByNumber", [hex(info.last_block), False])
@@ -61,12 +66,20 @@ def _chain(settings: Any, seed: int, blocks: int) -> chain.ChainInfo:
 
 def job_spec(info: chain.ChainInfo, rpc_url: str) -> spec_mod.ChainSyncSpec:
     """The example job, targeted at the whole seeded range [0, end_block)."""
+    import yaml
+
+    from trace_core.chainsync import spec as spec_mod
+
     data = yaml.safe_load((anvil.project_root() / JOB_FILE).read_text())
     data["mode"]["to_block"] = info.end_block
     return spec_mod.parse(yaml.safe_dump(data), environ={"TRACE_RPC_URL": rpc_url})
 
 
 def _sync(settings: Any, spec: spec_mod.ChainSyncSpec, timeout: float) -> None:
+    from trace_core.chainsync import chain_reader, jobs
+    from trace_core.chainsync import spec as spec_mod
+    from trace_core.lite import durability
+
     chain_reader.check_pool(spec.rpc.urls, spec.chain_id)
     with psycopg.connect(settings.database_url, row_factory=dict_row) as conn:
         result = jobs.apply(conn, spec, chain_reader.RpcChainReader(spec.rpc.urls),
@@ -95,6 +108,7 @@ def _sync(settings: Any, spec: spec_mod.ChainSyncSpec, timeout: float) -> None:
 def _analytics(settings: Any, info: chain.ChainInfo) -> Path:
     """Run the three stored analytics, print their tables, and write charts and the HTML report."""
     from trace_core.analytics import report  # matplotlib: only the commands that draw import it
+    from trace_core.lite import analytics as lite_analytics
 
     token = info.token.address
     wanted: list[tuple[str, dict[str, Any]]] = [

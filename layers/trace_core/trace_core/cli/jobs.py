@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 import typer
@@ -11,11 +11,14 @@ from psycopg.rows import dict_row
 from rich.console import Console
 from rich.table import Table
 
-from trace_core import aws, errors
-from trace_core.chainsync import deletion, jobs
-from trace_core.chainsync import spec as spec_mod
+from trace_core import errors
 from trace_core.cli import context
-from trace_core.datasets import objectstore
+
+if TYPE_CHECKING:
+    from trace_core.chainsync import deletion
+
+# trace_core.chainsync (httpx, yaml) and trace_core.aws (boto3) are imported by the commands that use them:
+# registering them (and `trace-lite --help`) must not pay for it (tests/unit/test_cli_startup.py).
 
 console = Console()
 jobs_app = typer.Typer(no_args_is_help=True, help="List and delete chain_sync jobs.")
@@ -32,6 +35,9 @@ def _connect() -> psycopg.Connection[Any]:
 @jobs_app.command("list")
 def list_() -> None:
     """Every chain_sync job: its status, chain and datasets."""
+    from trace_core.chainsync import jobs
+    from trace_core.chainsync import spec as spec_mod
+
     with _connect() as conn:
         found = jobs.list_jobs(conn)
     if not found:
@@ -81,6 +87,8 @@ def delete(
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask (for scripts)."),
 ) -> None:
     """Delete a job that has nothing in flight; its dataset versions are kept unless --drop-data."""
+    from trace_core.chainsync import deletion
+
     with _connect() as conn:
         plan = deletion.plan(conn, name)
         deletion.check_deletable(plan)
@@ -97,6 +105,9 @@ def delete(
     settings = context.settings()
     deleted, failed = 0, list[str]()
     if result.prefixes:
+        from trace_core import aws  # boto3: only a --drop-data with objects to remove pays for it
+        from trace_core.datasets import objectstore
+
         store = objectstore.S3ObjectStore(aws.s3_client(settings), settings.datasets_bucket)
         deleted, failed = deletion.drop_objects(store, result.prefixes)
     console.print(f"dropped {len(result.plan.versions)} dataset version(s) and {deleted} object(s)"

@@ -11,23 +11,25 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import psycopg
-import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 import typer
 from psycopg.rows import dict_row
 from rich.console import Console
 from rich.table import Table
 
 from trace_core import errors
-from trace_core.auth import issuing, keys
 from trace_core.cli import context
 from trace_core.lite import query as query_lite
-from trace_core.query.service import client as query_client
-from trace_core.query.service import results
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from trace_core.query.service import client as query_client
+
+# pyarrow, the Query Service's client (httpx) and token signing (boto3) are imported by the commands that use
+# them: registering them (and `trace-lite --help`) must not pay for it (tests/unit/test_cli_startup.py).
 
 console = Console()
 token_app = typer.Typer(no_args_is_help=True, help="Capability tokens for the Query Service.")
@@ -45,6 +47,8 @@ def _service_url() -> str:
 
 
 def _lite_token(datasets: list[str] | None, ttl: dt.timedelta) -> str:
+    from trace_core.auth import issuing, keys
+
     settings = context.settings()
     with psycopg.connect(context.database_url(), row_factory=dict_row) as conn:
         return issuing.lite_user_token(conn, keys.from_settings(settings), issuer=settings.token_issuer,
@@ -53,6 +57,8 @@ def _lite_token(datasets: list[str] | None, ttl: dt.timedelta) -> str:
 
 def _printable(table: pa.Table) -> pa.Table:
     """Binary columns as 0x-hex (Arrow's CSV writer and terminals cannot show raw bytes)."""
+    import pyarrow as pa
+
     columns = []
     for column in table.columns:
         binary = pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type) or \
@@ -65,6 +71,9 @@ def _printable(table: pa.Table) -> pa.Table:
 
 
 def _write(table: pa.Table, out: Path) -> None:
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
     suffix = out.suffix.lower()
     if suffix == ".parquet":
         pq.write_table(table, out)
@@ -84,6 +93,9 @@ def query(
     dataset: Annotated[list[str] | None, typer.Option("--dataset", help="Grant only these datasets.")] = None,
 ) -> None:
     """Ask the Query Service a question about the synced data."""
+    from trace_core.query.service import client as query_client
+    from trace_core.query.service import results
+
     if format not in ("table", "json"):
         raise errors.TraceError(f"--format {format!r}: expected table or json", field="format",
                                 expected="table or json")
@@ -133,6 +145,8 @@ def mint(
 @token_app.command("rotate-key")
 def rotate_key() -> None:
     """Make a new signing key current; tokens signed with the previous one verify for 25 hours."""
+    from trace_core.auth import keys
+
     kid = keys.from_settings(context.settings()).rotate()
     console.print(f"signing key rotated: current key id {kid}")
 

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import typer
 
-from trace_core import aws
 from trace_core.cli import context
-from trace_core.db import pool
-from trace_core.worker import config as worker_config
-from trace_core.worker import logs, serve
+
+# The worker's modules (boto3, Cryo, the chain client) are imported by the commands that run it: registering
+# them (and `trace-lite --help`) must not pay for it (tests/unit/test_cli_startup.py).
 
 
 def register(app: typer.Typer) -> None:
@@ -31,6 +30,9 @@ def worker(
     poll_seconds: float = typer.Option(5.0, help="Poll for due tasks this often when no wake-ups arrive."),
 ) -> None:
     """Run a worker in the foreground until SIGTERM/SIGINT (a second signal abandons at once)."""
+    from trace_core.worker import config as worker_config
+    from trace_core.worker import logs, serve
+
     if on_term not in ("finish", "abandon"):
         raise typer.BadParameter(f"expected finish or abandon, got {on_term!r}", param_hint="--on-term")
     settings = context.settings()
@@ -52,7 +54,10 @@ def host(
     workers: int | None = typer.Option(None, min=0, help="Worker loops to run (default TRACE_HOST_WORKERS)."),
 ) -> None:
     """Run the local Lambda host in the foreground: dispatcher API, drainer and reaper timers, workers."""
+    from trace_core import aws
+    from trace_core.db import pool
     from trace_core.lite import host as host_mod
+    from trace_core.worker import logs, serve
 
     settings = context.settings()
     aws.require_endpoint(settings)  # its planner and sink write to S3: never to public AWS

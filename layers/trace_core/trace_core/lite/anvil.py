@@ -12,8 +12,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import httpx
-
 from trace_core import errors
 from trace_core.lite import procs
 
@@ -158,6 +156,8 @@ def _resume_clock(rpc_url: str) -> None:
 
 
 def _rpc(rpc_url: str, method: str, params: list[object]) -> dict[str, str]:
+    import httpx  # deferred: `trace-lite` commands that never call it do not pay its import
+
     body = httpx.post(rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params}, timeout=5.0).json()
     if "error" in body:
         raise errors.ComponentError(f"anvil: {method} failed: {body['error']}", component="anvil")
@@ -194,6 +194,8 @@ def remove_states(states_dir: Path) -> None:
 
 
 def chain_id_of(rpc_url: str) -> int:
+    import httpx  # deferred: `trace-lite` commands that never call it do not pay its import
+
     response = httpx.post(
         rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}, timeout=2.0
     )

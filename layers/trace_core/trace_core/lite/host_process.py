@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import sys
 
-import httpx
-
 from trace_core import errors
 from trace_core.lite import procs, state
 from trace_core.settings import Settings
@@ -55,6 +53,8 @@ def start(settings: Settings, current: state.StackState) -> state.ComponentRecor
 
 
 def healthy_at(base_url: str) -> bool:
+    import httpx  # deferred: `trace-lite` commands that never call it do not pay its import
+
     response = httpx.get(base_url + HEALTH_PATH, timeout=2.0)
     return response.status_code == 200 and bool(response.json().get("ok"))
 

@@ -31,8 +31,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from trace_core.lite import procs, s3_store
 
 
@@ -51,6 +49,8 @@ def start(port: int, log: Path, *, data_dir: Path | None = None) -> subprocess.P
 
 
 def healthy(port: int) -> bool:
+    import httpx  # deferred: `trace-lite` commands that never call it do not pay its import
+
     response = httpx.get(f"{url(port)}/moto-api/", timeout=1.0)
     return response.status_code == 200
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import httpx
 from pydantic import AliasChoices
 
 from trace_core import errors
@@ -54,10 +53,14 @@ def start(settings: Settings) -> state.ComponentRecord:
 
 
 def _answers(base: str) -> bool:
+    import httpx  # deferred: `trace-lite` commands that never call it do not pay its import
+
     return httpx.get(f"{base}/healthz", timeout=1.0).status_code == 200
 
 
 def healthy(record: state.ComponentRecord) -> bool:
+    import httpx  # deferred: `trace-lite` commands that never call it do not pay its import
+
     try:
         return _answers(record.url)
     except httpx.HTTPError:

@@ -17,12 +17,11 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import psycopg
 
 from trace_core import errors
 from trace_core.db import migrate
-from trace_core.lite import anvil, durability, health, host_process, moto, postgres, procs, provision, state
+from trace_core.lite import anvil, health, host_process, moto, postgres, procs, state
 from trace_core.lite import query as query_lite
 from trace_core.settings import Settings
 
@@ -103,6 +102,8 @@ def _s3_data(settings: Settings) -> Path:
 
 
 def _moto_healthy(record: state.ComponentRecord) -> bool:
+    import httpx  # deferred: `trace-lite` commands that never call it do not pay its import
+
     try:
         if record.managed:
             return moto.healthy(record.port or 0)
@@ -196,6 +197,9 @@ def _check_prerequisites(settings: Settings) -> None:
 
 def _after_start(settings: Settings, name: str) -> None:
     """Per-component set-up that needs the component up: migrations, buckets and queues."""
+    # boto3 (and chain sync, for recovery): only `up` pays for their import, not every command.
+    from trace_core.lite import durability, provision
+
     try:
         if name == "postgres":
             migrate.apply(settings.database_url or "")
