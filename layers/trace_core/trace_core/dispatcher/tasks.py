@@ -222,6 +222,10 @@ def complete_many(
     return _complete(conn, completions, on_success=None, tasks_back=False)  # type: ignore[return-value]
 
 
+_SEQSCAN_OFF = "SELECT current_setting('enable_seqscan') AS was, set_config('enable_seqscan', 'off', true)"
+_SEQSCAN_BACK = "SELECT set_config('enable_seqscan', %(value)s, true)"
+
+
 def _complete(
     conn: psycopg.Connection[Any], completions: Sequence[models.Completion], *, on_success: OnSuccess | None,
     tasks_back: bool,
@@ -232,6 +236,11 @@ def _complete(
     # A commit hook may fail after the completion was written: that needs a savepoint of its own.
     atomic = conn.transaction() if on_success is not None else rows.batch_transaction(conn)
     with atomic, conn.cursor(row_factory=dict_row) as cur:
+        # Every statement here reads tasks by id. Until autovacuum first analyzes state.tasks (a young
+        # deployment, every benchmark round) the planner has no statistics and scans the whole table
+        # for each batch instead of reading the primary key (docs/decisions/0304): rule that out for
+        # this completion's statements, and give a commit hook back the planner as configured.
+        planner = cur.execute(_SEQSCAN_OFF).fetchone()
         # Successes of live attempts (nearly every completion) are fenced and written in one
         # statement; the rest (failures, refusals, repeats) are decided by lifecycle below.
         succeeded = _complete_succeeded(cur, [c for c in completions if isinstance(c.result, models.Success)])
@@ -262,6 +271,7 @@ def _complete(
             # the rows are locked: apply_transitions writes (and returns) every transition it is given
             assert not isinstance(after, lifecycle.Transition), f"task {c.task_id}: a transition was not written"
             final.append(after if tasks_back or not isinstance(after, models.Task) else after.status)
+        cur.execute(_SEQSCAN_BACK, {"value": planner["was"] if planner else "on"})
         if on_success is not None:
             for c, done in zip(completions, final):
                 applied = c.task_id in succeeded or c.task_id in moved  # not a repeat, not refused
@@ -279,7 +289,8 @@ def _complete_succeeded(cur: psycopg.Cursor[rows.Row], completions: Sequence[mod
          "outputs": c.result.outputs}  # type: ignore[union-attr]
         for c in completions
     ]
-    found = cur.execute(queries.get("complete_succeeded"), {"items": Jsonb(items)}).fetchall()
+    ids = [c.task_id for c in completions]
+    found = cur.execute(queries.get("complete_succeeded"), {"items": Jsonb(items), "ids": ids}).fetchall()
     return {row["task_id"] for row in found}
 
 
