@@ -231,7 +231,9 @@ PURE = ("trace_core.errors", "trace_core.redact", "trace_core.platform", "trace_
         "trace_core.dispatcher.lifecycle", "trace_core.dispatcher.models", "trace_core.datasets.naming",
         "trace_core.datasets.models", "trace_core.chainsync.spec", "trace_core.query.gate",
         "trace_core.sink.core", "trace_core.queue.base", "trace_core.analytics.catalog",
-        "trace_core.analytics.render", "trace_core.analytics.windows", "trace_core.analytics.metrics")
+        "trace_core.analytics.render", "trace_core.analytics.windows", "trace_core.analytics.metrics",
+        "trace_core.udf.errors", "trace_core.udf.paths", "trace_core.udf.manifest", "trace_core.udf.signing",
+        "trace_core.udf.models", "trace_core.udf.archive")
 
 
 def pure_violations(imports: Graph, pure: Iterable[str] = PURE) -> list[str]:
