@@ -13,8 +13,9 @@ systems run back to back in the order of ``--systems``, reversed on odd rounds (
 PgQueuer both ways). Systems, each as its users run it:
 
 - ``trace``: the whole Lite path with default settings: ``tasks.create_many`` (task + outbox row) ->
-  the outbox drainer in ``trace-lite host --workers 0`` (woken by NOTIFY) -> the pgqueue driver ->
-  ``trace-lite worker`` processes: receive, claim, run ``noop``, complete. The subject of every ratio.
+  the outbox drainer in ``trace-lite host --workers 0`` (woken by NOTIFY) -> the pgqueue driver (a signal
+  queue: NOTIFY only, decision 2302) -> ``trace-lite worker`` processes: claim what is due, run ``noop``,
+  complete. The subject of every ratio.
 - ``pgqueuer``: ``QueueManager.run()`` at its defaults (batch_size 10), psycopg driver,
   ``Queries.enqueue`` in batches. The headline reference.
 - ``pgqueuer-b100``: the same with ``batch_size=100`` (the stretch figure; the nearest PgQueuer gets to
