@@ -65,6 +65,11 @@ class Data(Construct):
         self.scratch = self._bucket(
             "Scratch", rules=[s3.LifecycleRule(id="expire", expiration=Duration.days(stage.scratch_expiration_days))]
         )
+        # Signed user-function archives under their content address: written once, never overwritten, kept
+        # while a version is registered (docs/specs/udf.md).
+        self.bundles = self._bucket("Bundles", versioned=True, rules=[
+            s3.LifecycleRule(id="expire-noncurrent", noncurrent_version_expiration=Duration.days(30)),
+        ])
         self.staging_prefix = stage.staging_prefix
         self.database = self._database(stage, net)
         self.database_secret: secretsmanager.ISecret = self.database.secret  # type: ignore[assignment]
@@ -77,7 +82,7 @@ class Data(Construct):
 
     @property
     def buckets(self) -> dict[str, s3.Bucket]:
-        return {"datasets": self.datasets, "results": self.results, "scratch": self.scratch}
+        return {"datasets": self.datasets, "results": self.results, "scratch": self.scratch, "bundles": self.bundles}
 
     def _bucket(self, bucket_id: str, *, rules: list[s3.LifecycleRule], versioned: bool = False) -> s3.Bucket:
         abort_uploads = s3.LifecycleRule(

@@ -26,7 +26,7 @@ def bucket_policy(synth: Synthesized, logical_id: str) -> dict[str, Any]:
 
 def test_every_bucket_is_private_encrypted_and_refuses_plain_http(synthesized: Synthesized) -> None:
     buckets = synthesized.of_type("AWS::S3::Bucket")
-    assert len(buckets) == 4  # datasets, results, scratch, access logs
+    assert len(buckets) == 5  # datasets, results, scratch, bundles, access logs
     for logical_id, bucket in buckets.items():
         props = bucket["Properties"]
         assert props["PublicAccessBlockConfiguration"] == {

@@ -67,6 +67,7 @@ class Settings(BaseSettings):
     datasets_bucket: str = "datasets"
     results_bucket: str = "results"
     scratch_bucket: str = "scratch"
+    bundles_bucket: str = "bundles"
     task_queue: str = platform.TASK_QUEUE
     queue_driver: Literal["pgqueue", "sqs"] = "pgqueue"
 

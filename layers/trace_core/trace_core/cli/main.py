@@ -11,6 +11,7 @@ import typer
 from trace_core.cli import analytics as analytics_cli
 from trace_core.cli import (
     availability,
+    bundle,
     chain,
     chainsync,
     datasets,
@@ -35,7 +36,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=True, pretty_exceptions_e
                   help="Trace Lite: the whole platform on one machine.")
 
 for module in (stack, chainsync, jobs, tasks, worker, chain, query_cli, datasets, analytics_cli, demo, sink_cli,
-               logs, reset, availability):
+               logs, reset, availability, bundle):
     module.register(app)
 
 

@@ -31,6 +31,7 @@ BUCKETS = (
     t.Bucket("datasets", setting="datasets_bucket"),  # committed and staged Parquet, manifests
     t.Bucket("results", setting="results_bucket"),  # exported query results
     t.Bucket("scratch", setting="scratch_bucket"),  # workers' temporary objects
+    t.Bucket("bundles", setting="bundles_bucket"),  # signed user-function archives, by content address
 )
 
 # ---------------------------------------------------------------- settings (names of Settings fields)

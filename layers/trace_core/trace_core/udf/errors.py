@@ -110,3 +110,7 @@ class KeyConflictError(RegistryError):
 
 # The name of the manifest inside every bundle (here so that errors can name it without a cycle).
 MANIFEST_ENTRY = "bundle_manifest.json"
+
+
+class BundleNotFoundError(UdfError):
+    """No registered version answers ``org``/``name`` (at ``version``, or at all)."""
