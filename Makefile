@@ -12,7 +12,12 @@ PYTEST_ARGS ?=
 
 .PHONY: install lock demo test test-all bench lint typecheck synth clean down
 
-install: $(VENV)/.installed node_modules/.installed
+install: $(VENV)/.installed node_modules/.installed $(BIN)/bwrap
+
+# bubblewrap for the Lite user-function sandbox, from Debian's package into the venv (not system-wide).
+$(BIN)/bwrap: scripts/fetch-bwrap.sh | $(VENV)/.installed
+	scripts/fetch-bwrap.sh $(VENV)
+	@touch $@
 
 # Everything installs from the locks: uv.lock (Python, with hashes) and package-lock.json (npm ci).
 # uv itself comes first, from requirements-uv.txt (hashed, derived from uv.lock).

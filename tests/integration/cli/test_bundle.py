@@ -8,6 +8,7 @@ the entry and the rule named, and nothing is stored or registered for it.
 from __future__ import annotations
 
 import io
+import json
 import uuid
 import zipfile
 from collections.abc import Iterator
@@ -117,3 +118,46 @@ def test_bad_options_are_refused_naming_the_field(cli: Run, tmp_path: Path) -> N
     assert code == 1 and "bundle.json" in err
     code, _, err = cli("bundle", "upload", str(tmp_path / "missing.zip"))
     assert code == 1 and "no such file" in err
+
+
+@pytest.mark.usefixtures("clean_registry", "bundles_bucket")
+@pytest.mark.parametrize("runtime", ["python", "node"])
+def test_invoke_runs_the_handler_in_the_sandbox_and_a_failure_exits_1_with_its_type(cli: Run, tmp_path: Path,
+                                                                                   runtime: str) -> None:
+    directory = tmp_path / f"counter-{runtime}"
+    cli("bundle", "init", str(directory), "--runtime", runtime)
+    cli("bundle", "build", str(directory), "--out", str(tmp_path / "v1.zip"))
+    assert cli("bundle", "upload", str(tmp_path / "v1.zip"))[0] == 0
+    event = tmp_path / "event.json"
+    event.write_text('{"rows": [{"a": 1}, {"a": 2}, {"a": 3}], "params": {}, "context": {}}')
+
+    code, out, err = cli("bundle", "invoke", f"counter-{runtime}", "--input", str(event))
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["rows"] == 3 and result["request_id"]  # called as Lambda calls it: the context's request id
+
+    # Version 2 throws: the invocation fails with the handler's error type, and version 1 still answers.
+    if runtime == "python":
+        (directory / "main.py").write_text("def handler(event, context):\n    raise KeyError('no such row')\n")
+    else:
+        (directory / "index.js").write_text("exports.handler = async () => { throw new RangeError('no such row'); };\n")
+    cli("bundle", "build", str(directory), "--out", str(tmp_path / "v2.zip"))
+    assert cli("bundle", "upload", str(tmp_path / "v2.zip"))[0] == 0
+    code, out, err = cli("bundle", "invoke", f"counter-{runtime}", "--input", str(event))
+    assert code == 1 and out == ""
+    assert ("KeyError" if runtime == "python" else "RangeError") in err and "no such row" in err
+    code, out, _ = cli("bundle", "invoke", f"counter-{runtime}@1", "--input", str(event))
+    assert code == 0 and json.loads(out)["rows"] == 3
+
+
+@pytest.mark.usefixtures("clean_registry", "bundles_bucket")
+def test_invoke_refuses_an_unknown_bundle_and_bad_input_naming_them(cli: Run, tmp_path: Path) -> None:
+    event = tmp_path / "event.json"
+    event.write_text("{}")
+    code, _, err = cli("bundle", "invoke", "nobody", "--input", str(event))
+    assert code == 1 and "no registered bundle 'nobody'" in err
+    code, _, err = cli("bundle", "invoke", "nobody@x", "--input", str(event))
+    assert code == 1 and "version after @" in err
+    event.write_text("{not json")
+    code, _, err = cli("bundle", "invoke", "nobody", "--input", str(event))
+    assert code == 1 and "not JSON" in err

@@ -1,4 +1,4 @@
-"""`trace-lite bundle init | build | upload | list`: user functions as signed bundles (docs/specs/udf.md).
+"""`trace-lite bundle init | build | upload | list | invoke`: user functions as signed bundles (docs/specs/udf.md).
 
 A bundle directory holds the function's files and `bundle.json` (name, runtime, entrypoint, limits), which
 `init` writes and `build` reads. `build` signs with the Lite org's key (made on first use under
@@ -56,6 +56,7 @@ def register(app: typer.Typer) -> None:
     bundle_app.command("build")(build)
     bundle_app.command("upload")(upload)
     bundle_app.command("list")(list_bundles)
+    bundle_app.command("invoke")(invoke)
     app.add_typer(bundle_app, name="bundle")
 
 
@@ -149,6 +150,56 @@ def list_bundles() -> None:
             table.add_row(bundle.name, str(latest.version), latest.runtime, latest.entrypoint, latest.key_id[:12],
                           latest.created_at.isoformat(timespec="seconds"))
     console.print(table)
+
+
+def invoke(
+    target: Annotated[str, typer.Argument(metavar="NAME[@VERSION]", help="A bundle, at its latest version or "
+                                          "at VERSION.")],
+    input_file: Annotated[str, typer.Option("--input", help="The event as JSON: a file, or - for stdin.")],
+) -> None:
+    """Run a bundle's handler once in the Lite sandbox: the result JSON on stdout; a failed invocation exits 1
+    with its error type and message on stderr."""
+    import sys
+    import tempfile
+
+    from trace_core.auth import issuing
+    from trace_core.udf import invoker as invoker_mod
+    from trace_core.udf import sandbox, service
+
+    name, _, wanted = target.partition("@")
+    if wanted and not wanted.isdigit():
+        raise _usage(f"{target!r}: the version after @ must be a number", "NAME[@VERSION]", "e.g. greeter@3")
+    text = sys.stdin.read() if input_file == "-" else _read_input(Path(input_file))
+    try:
+        event = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _usage(f"--input is not JSON: {exc}", "input", "a JSON document") from exc
+    registry = _registry()
+    version = service.resolve(registry, issuing.LITE_ORG_SLUG, name, int(wanted) if wanted else None)
+    limits = version.manifest.limits
+    spec = sandbox.FunctionSpec(runtime=version.runtime, entrypoint=version.entrypoint, name=version.name,
+                                version=version.version, memory_mb=limits.memory_mb)
+    with tempfile.TemporaryDirectory(prefix="trace-bundle-") as scratch:
+        loaded = service.fetch(version, Path(scratch) / "bundle", registry=registry, store=_store())
+        runner = invoker_mod.LiteInvoker(idle_seconds=0.0)
+        try:
+            outcome = runner.invoke(f"{version.name}@{version.version}", loaded.root, spec, event,
+                                    float(limits.timeout_seconds))
+        finally:
+            runner.close()
+            from trace_core.udf import archive
+
+            archive.remove(loaded.root)
+    if not outcome.ok:
+        print(f"error: {outcome.error_type}: {outcome.error_message}", file=sys.stderr)
+        raise typer.Exit(1)
+    print(json.dumps(outcome.result))
+
+
+def _read_input(path: Path) -> str:
+    if not path.is_file():
+        raise _usage(f"--input {path}: no such file", "input", "a JSON file, or - for stdin")
+    return path.read_text()
 
 
 def _name_problem(name: str) -> str | None:
