@@ -161,3 +161,30 @@ def test_invoke_refuses_an_unknown_bundle_and_bad_input_naming_them(cli: Run, tm
     event.write_text("{not json")
     code, _, err = cli("bundle", "invoke", "nobody", "--input", str(event))
     assert code == 1 and "not JSON" in err
+
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "bundles"
+TRANSFERS = {"rows": [{"transaction_hash": "0x01", "value_string": str(2**255 + 1)},
+                      {"transaction_hash": "0x02", "value_string": "999"},
+                      {"transaction_hash": "0x03", "value_string": str(2**200)}],
+             "params": {"threshold": str(2**200)}, "context": {}}
+
+
+@pytest.mark.usefixtures("clean_registry", "bundles_bucket")
+@pytest.mark.parametrize("example", ["large-transfers-python", "large-transfers-node", "row-count-rust"])
+def test_the_examples_build_upload_and_answer(cli: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              example: str) -> None:
+    monkeypatch.setenv("CARGO_TARGET_DIR", str(tmp_path / "target"))  # the example's tree stays clean
+    code, _, err = cli("bundle", "build", str(EXAMPLES / example), "--out", str(tmp_path / "b.zip"))
+    assert code == 0, err
+    assert cli("bundle", "upload", str(tmp_path / "b.zip"))[1].strip() == f"{example} 1"
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps(TRANSFERS))
+    code, out, err = cli("bundle", "invoke", example, "--input", str(event))
+    assert code == 0, err
+    result = json.loads(out)
+    if example == "row-count-rust":
+        assert result["rows"] == 3 and result["request_id"]
+    else:  # exact uint256 comparison: 2**255 + 1 and 2**200 pass a 2**200 threshold, 999 does not
+        assert [r["transaction_hash"] for r in result["flagged"]] == ["0x01", "0x03"]
+        assert result["flagged"][0]["value"] == str(2**255 + 1) and result["checked"] == 3

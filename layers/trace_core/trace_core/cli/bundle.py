@@ -8,6 +8,7 @@ A bundle directory holds the function's files and `bundle.json` (name, runtime, 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -238,7 +239,8 @@ def _rust_files(directory: Path) -> dict[str, bytes]:
     if done.returncode != 0:
         raise errors.TraceError(f"cargo build failed in {directory}:\n{done.stderr[-2000:]}",
                                 fix="fix the crate so `cargo build --release --offline` succeeds")
-    binary = directory / "target" / "release" / "bootstrap"
+    target = Path(os.environ.get("CARGO_TARGET_DIR") or directory / "target")
+    binary = target / "release" / "bootstrap"
     if not binary.is_file():
         raise errors.TraceError(f"cargo built no {binary}", fix="name the crate's binary `bootstrap` in Cargo.toml")
     return {"bootstrap": binary.read_bytes()}
