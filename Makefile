@@ -72,6 +72,7 @@ bench: install
 	flock $(BENCH_LOCK) $(BIN)/python -m bench.ingest_rss --json $(BENCH_OUT)/ingest_rss.json || failed="$$failed ingest_rss"; \
 	flock $(BENCH_LOCK) $(BIN)/python -m bench.query_service --json $(BENCH_OUT)/query_service.json \
 		|| failed="$$failed query_service"; \
+	flock $(BENCH_LOCK) $(BIN)/python -m bench.udf_invoke --out $(BENCH_OUT)/udf_invoke.json || failed="$$failed udf_invoke"; \
 	if [ -n "$$failed" ]; then echo "bench: missed a target or failed:$$failed (JSON in $(BENCH_OUT))"; exit 1; fi
 
 # The CloudFormation templates under cdk.out/ (offline; builds a trace_core-only layer when build/layer is

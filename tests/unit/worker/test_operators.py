@@ -38,8 +38,8 @@ def test_by_default_a_worker_runs_every_platform_operator():
         pool = registry.for_pool()
         print(",".join(pool.names), pool.runs_cryo)
     """)
-    # THEN it claims by cryo_ingest and noop, and prepares Cryo
-    assert listed == "cryo_ingest,noop True"
+    # THEN it claims by cryo_ingest, noop and udf_invoke, and prepares Cryo
+    assert listed == "cryo_ingest,noop,udf_invoke True"
 
 
 def test_a_pool_that_does_not_run_cryo_ingest_never_imports_it():
@@ -61,7 +61,7 @@ def test_an_unknown_operator_name_fails_at_start_listing_the_known_ones():
     with pytest.raises(errors.UnknownOperatorError) as caught:
         registry.for_pool(["noop", "cryo_ingset"])
     assert "'cryo_ingset'" in caught.value.message
-    assert caught.value.details["known"] == ["cryo_ingest", "noop"]
+    assert caught.value.details["known"] == ["cryo_ingest", "noop", "udf_invoke"]
 
 
 def test_a_module_adds_the_operators_it_lists_and_registers_nothing_by_importing(module):

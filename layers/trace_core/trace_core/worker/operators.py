@@ -41,13 +41,15 @@ from trace_core.worker import errors
 if TYPE_CHECKING:
     from trace_core.chain import rpc
     from trace_core.datasets import objectstore
+    from trace_core.udf import functions
 
 _P = TypeVar("_P")
 OnSuccess = Callable[[psycopg.Connection[Any], models.Task, dict[str, Any]], None]
 
 #: What an operator may declare. object_store: the datasets bucket; rpc: JSON-RPC clients over the worker's
-#: shared HTTP pool (``ctx.rpc_client(url)``); query_token: the attempt's Query Service task token.
-PORTS = frozenset({"object_store", "rpc", "query_token"})
+#: shared HTTP pool (``ctx.rpc_client(url)``); query_token: the attempt's Query Service task token;
+#: functions: the worker's runner of user-function bundles (warm instances shared by its attempts).
+PORTS = frozenset({"object_store", "rpc", "query_token", "functions"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +59,7 @@ class Ports:
     object_store: objectstore.ObjectStore | None = None
     rpc_client: Callable[[str], rpc.RpcClient] | None = None
     query_token: Callable[[], str | None] | None = None
+    functions: functions.FunctionRunner | None = None
 
 
 @dataclasses.dataclass
@@ -90,6 +93,11 @@ class OperatorContext:
         while this attempt is live, granting the dataset versions the payload asks for (``payload["grants"]``:
         a list of ``{dataset, relation?, from_block?, to_block?}``), pinned to what is visible now; None if none."""
         return self._port("query_token", self.ports.query_token)()
+
+    @property
+    def functions(self) -> functions.FunctionRunner:
+        """The worker's runner of user-function bundles (port ``functions``)."""
+        return self._port("functions", self.ports.functions)
 
     def _port(self, name: str, port: _P | None) -> _P:
         if port is None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -22,6 +23,9 @@ from trace_core.dispatcher import models
 from trace_core.settings import Settings
 from trace_core.worker import client as client_mod
 from trace_core.worker import errors, operators
+
+if TYPE_CHECKING:
+    from trace_core.udf import functions
 
 RPC_TIMEOUT_SECONDS = 30.0
 
@@ -36,6 +40,7 @@ class WorkerPorts:
         self._lock = threading.Lock()
         self._store: objectstore.ObjectStore | None = None
         self._http: httpx.Client | None = None
+        self._functions: functions.FunctionRunner | None = None
 
     def context(self, lease: models.Lease, operator: operators.Operator) -> operators.OperatorContext:
         """The context of the attempt ``lease`` of a task run by ``operator``."""
@@ -50,7 +55,15 @@ class WorkerPorts:
             object_store=self._object_store() if "object_store" in declared else None,
             rpc_client=self._rpc_client if "rpc" in declared else None,
             query_token=self._query_token(lease) if "query_token" in declared else None,
+            functions=self._function_runner() if "functions" in declared else None,
         )
+
+    def close(self) -> None:
+        """Stop what the ports started (user-function instances)."""
+        with self._lock:
+            runner, self._functions = self._functions, None
+        if runner is not None:
+            runner.close()
 
     def _query_token(self, lease: models.Lease) -> Callable[[], str | None]:
         dispatcher = self._dispatcher
@@ -66,6 +79,18 @@ class WorkerPorts:
             if self._store is None:
                 self._store = objectstore.S3ObjectStore(aws.s3_client(self._settings), self._settings.datasets_bucket)
             return self._store
+
+    def _function_runner(self) -> functions.FunctionRunner:
+        with self._lock:
+            if self._functions is None:
+                from trace_core.db import conninfo, pool
+                from trace_core.udf import functions, invoker, registry
+
+                store = objectstore.S3ObjectStore(aws.s3_client(self._settings), self._settings.bundles_bucket)
+                db = pool.get(conninfo.resolve(self._settings), max_size=self._settings.db_pool_max)
+                self._functions = functions.FunctionRunner(registry.PostgresBundleRegistry(db), store,
+                                                           invoker.LiteInvoker())
+            return self._functions
 
     def _rpc_client(self, url: str) -> rpc.RpcClient:
         with self._lock:

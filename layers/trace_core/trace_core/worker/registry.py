@@ -23,6 +23,7 @@ from trace_core.worker import errors, operators
 CATALOGUE: Mapping[str, str] = MappingProxyType({
     "noop": "trace_core.worker.operators:NOOP",
     "cryo_ingest": "trace_core.ingest.operator:OPERATOR",
+    "udf_invoke": "trace_core.udf.operator:OPERATOR",
 })
 
 

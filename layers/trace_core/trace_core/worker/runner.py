@@ -406,6 +406,7 @@ class Worker:
         completer = next(t for t in self._threads if t.name.endswith(":completer"))
         completer.join(timeout=10)
         self._flush_acks()
+        self._ports.close()
 
     def _abandon_all(self) -> None:
         with self._lock:
