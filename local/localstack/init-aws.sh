@@ -3,7 +3,7 @@
 # provisions on moto. Their one declaration is trace_core/lite/provision.py (QUEUES, buckets());
 # tests/infra/test_localstack.py runs this script and checks it creates exactly what provision() does.
 set -euo pipefail
-for bucket in datasets results scratch; do
+for bucket in datasets results scratch bundles; do
   awslocal s3 mb "s3://$bucket" || true  # already there: fine
 done
 for queue in trace-tasks trace-sink trace-deliveries; do
