@@ -94,10 +94,10 @@ def _say(message: str) -> None:
 # ---------------------------------------------------------------- the chain
 def chain_state(seed: int, blocks: int, cache_dir: Path, work: Path) -> tuple[Path, Any, bool]:
     """anvil's ``--dump-state`` of the seeded chain (no historical state), built once per (seed, blocks)."""
-    from trace_core.chain import cache, node, seeder
-    from trace_core.lite import anvil, procs
+    from trace_core.chain import cache, seeder
+    from trace_core.lite import anvil, procs, seeded_node
 
-    params = seeder.params_for(seed, blocks, node.GENESIS_TIMESTAMP)
+    params = seeder.params_for(seed, blocks, seeded_node.GENESIS_TIMESTAMP)
     key = cache.key(params, CHAIN_ID) + "-pruned"
     with cache.lock(cache_dir, key, timeout=3600):
         state, recorded = cache.state_file(cache_dir, key), cache.read_info(cache_dir, key)
@@ -108,7 +108,7 @@ def chain_state(seed: int, blocks: int, cache_dir: Path, work: Path) -> tuple[Pa
         # --prune-history keeps no old states: seeding a long chain stays fast and small, and
         # blocks, transactions, receipts, logs and trace_block do not need them.
         proc = anvil.start(port, work / "anvil-build.log", extra=[
-            "--timestamp", str(node.GENESIS_TIMESTAMP), "--prune-history", "--dump-state", str(dump)])
+            "--timestamp", str(seeded_node.GENESIS_TIMESTAMP), "--prune-history", "--dump-state", str(dump)])
         def progress(done: int, total: int) -> None:
             if done % 2000 == 0:
                 _say(f"seeded {done}/{total} blocks")
