@@ -166,12 +166,7 @@ def check_upload(archive: bytes, *, org: str, keys: KeyLookup, latest_version: i
             raise errors.BundleRejectedError(f"signed for org {manifest.org!r}, uploaded by {org!r}",
                                              entry=manifest_mod.MANIFEST_ENTRY, rule=Rule.ORG_MISMATCH)
         if latest_version is not None and manifest.version <= latest_version:
-            what = "a replay of" if manifest.version == latest_version else "a rollback below"
-            raise errors.BundleRejectedError(
-                f"version {manifest.version} of {manifest.name!r} is {what} the latest registered version "
-                f"{latest_version}; expected a version above {latest_version}",
-                entry=manifest_mod.MANIFEST_ENTRY, rule=Rule.VERSION_NOT_NEWER,
-                version=manifest.version, latest_version=latest_version)
+            raise errors.version_not_newer(manifest.name, manifest.version, latest_version)
 
     return _Check(archive, keys, caps).run(identity, None)
 

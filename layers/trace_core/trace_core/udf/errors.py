@@ -114,3 +114,12 @@ MANIFEST_ENTRY = "bundle_manifest.json"
 
 class BundleNotFoundError(UdfError):
     """No registered version answers ``org``/``name`` (at ``version``, or at all)."""
+
+
+def version_not_newer(name: str, version: int, latest: int | None) -> BundleRejectedError:
+    """The refusal of ``version`` of bundle ``name`` when ``latest`` is registered: a replay or a rollback."""
+    what = "a replay of" if version == latest else "a rollback below"
+    return BundleRejectedError(
+        f"version {version} of {name!r} is {what} the latest registered version {latest}; "
+        f"expected a version above {latest}", entry=MANIFEST_ENTRY, rule=Rule.VERSION_NOT_NEWER,
+        version=version, latest_version=latest)

@@ -105,7 +105,8 @@ class PostgresBundleRegistry:
             params = {"org_id": org_id, "name": manifest.name, "version": manifest.version}
             if cur.execute(query("raise_latest"), params).fetchone() is None:
                 latest = cur.execute(query("latest_version"), {"org": manifest.org, "name": manifest.name}).fetchone()
-                raise _not_newer(manifest, int(latest["latest_version"]) if latest else None)
+                raise errors.version_not_newer(manifest.name, manifest.version,
+                                               int(latest["latest_version"]) if latest else None)
             try:
                 row = cur.execute(query("insert_version"), params | {
                     "runtime": manifest.runtime, "entrypoint": manifest.entrypoint,
@@ -113,7 +114,7 @@ class PostgresBundleRegistry:
                     "storage_key": bundle.storage_key, "sha256": bundle.sha256, "size": bundle.size,
                 }).fetchone()
             except psycopg.errors.UniqueViolation as exc:  # a version row the bundle row did not account for
-                raise _not_newer(manifest, manifest.version) from exc
+                raise errors.version_not_newer(manifest.name, manifest.version, manifest.version) from exc
         assert row is not None
         return models.BundleVersion(
             org=manifest.org, name=manifest.name, version=manifest.version, runtime=manifest.runtime,
@@ -153,11 +154,3 @@ class PostgresBundleRegistry:
         if row is None:
             raise errors.UnknownOrgError(f"no org has the slug {org!r}", org=org)
         return row["org_id"]
-
-
-def _not_newer(manifest: manifest_mod.Manifest, latest: int | None) -> errors.BundleRejectedError:
-    what = "a replay of" if manifest.version == latest else "a rollback below"
-    return errors.BundleRejectedError(
-        f"version {manifest.version} of {manifest.name!r} is {what} the latest registered version {latest}; "
-        f"expected a version above {latest}", entry=manifest_mod.MANIFEST_ENTRY,
-        rule=errors.Rule.VERSION_NOT_NEWER, version=manifest.version, latest_version=latest)

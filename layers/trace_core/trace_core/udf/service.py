@@ -37,11 +37,7 @@ def upload(data: bytes, *, org: str, registry: Registry, store: ObjectStore) -> 
     # or a rollback from being stored at all.
     latest = registry.latest_version(org, manifest.name)
     if latest is not None and manifest.version <= latest:
-        what = "a replay of" if manifest.version == latest else "a rollback below"
-        raise errors.BundleRejectedError(
-            f"version {manifest.version} of {manifest.name!r} is {what} the latest registered version {latest}; "
-            f"expected a version above {latest}", entry=errors.MANIFEST_ENTRY, rule=errors.Rule.VERSION_NOT_NEWER,
-            version=manifest.version, latest_version=latest)
+        raise errors.version_not_newer(manifest.name, manifest.version, latest)
     store.put_bytes(verified.storage_key, data, content_type="application/zip")
     return registry.register(verified)
 
